@@ -1,0 +1,100 @@
+"""Evaluate stage: base vs tuned on the held-out test split of each task.
+
+Both models see the same rows, the same tokens and the same decoding, so the difference is the
+adapter. Per-row results go to eval/<task>/<model>.jsonl so a report can bootstrap them.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from rich.progress import Progress
+
+from repotune.config import EvaluateConfig, ModelConfig
+from repotune.errors import UserError
+from repotune.evaluate.metrics import completion_nll, edit_similarity, exact_match, loss_summary
+from repotune.fsutil import write_json, write_jsonl
+from repotune.infer.generate import generate
+from repotune.models.load import load_model, load_tokenizer
+from repotune.models.registry import resolve_model
+from repotune.tasks import load_split
+
+
+def _generation_sample(rows: list[dict], n: int, seed: int = 0) -> list[int]:
+    """Indices of up to n rows, a fixed sample so base and tuned answer the same prompts."""
+    idx = list(range(len(rows)))
+    random.Random(seed).shuffle(idx)
+    return sorted(idx[:n])
+
+
+def _eval_model(model, tokenizer, rows, gen_idx, cfg: EvaluateConfig, max_length: int, label):
+    with Progress(transient=True) as progress:
+        bar = progress.add_task(f"{label}: loss", total=len(rows))
+        nll = completion_nll(
+            model, tokenizer, rows, max_length, cfg.batch_size,
+            on_batch=lambda k: progress.advance(bar, k),
+        )
+        bar = progress.add_task(f"{label}: generate", total=len(gen_idx))
+        # Generations longer than the reference plus a margin cannot match it: stop there.
+        ref_tokens = max(
+            (len(tokenizer(rows[i]["completion"], add_special_tokens=False)["input_ids"])
+             for i in gen_idx),
+            default=0,
+        )
+        texts = generate(
+            model, tokenizer, [rows[i]["prompt"] for i in gen_idx],
+            max_new_tokens=min(cfg.max_new_tokens, ref_tokens + 8),
+            max_prompt_tokens=max_length, batch_size=cfg.batch_size,
+            on_batch=lambda k: progress.advance(bar, k),
+        )
+    per_row = []
+    for i, row in enumerate(rows):
+        s, n = nll[i]
+        per_row.append({"id": row["id"], "nll": s, "tokens": n})
+    for i, text in zip(gen_idx, texts, strict=True):
+        per_row[i].update(
+            generation=text,
+            exact_match=exact_match(text, rows[i]["completion"]),
+            edit_similarity=edit_similarity(text, rows[i]["completion"]),
+        )
+    summary = loss_summary(nll)
+    gens = [r for r in per_row if "generation" in r]
+    summary.update(
+        exact_match=sum(r["exact_match"] for r in gens) / len(gens) if gens else None,
+        edit_similarity=sum(r["edit_similarity"] for r in gens) / len(gens) if gens else None,
+        n=len(rows),
+        n_generated=len(gens),
+    )
+    return summary, per_row
+
+
+def run_evaluate(
+    run_dir: Path, model_cfg: ModelConfig, cfg: EvaluateConfig, max_length: int,
+    tasks: list[str] | None = None,
+) -> dict:
+    """Write eval/summary.json ({"tasks": {task: {"base": .., "tuned": ..}}}) and return it."""
+    adapter = run_dir / "adapter"
+    if not (adapter / "adapter_config.json").is_file():
+        raise UserError(f"no adapter at {adapter}: run `repotune train` first")
+    model_path = resolve_model(model_cfg.name)
+    tokenizer = load_tokenizer(model_path)
+    summary: dict = {"model": model_cfg.name, "tasks": {}}
+    for task in tasks or ["commit"]:
+        rows = load_split(run_dir, task, "test")
+        if cfg.max_examples is not None:
+            rows = [rows[i] for i in _generation_sample(rows, cfg.max_examples, seed=1)]
+        if not rows:
+            raise UserError(f"the {task} test split is empty: mine more commits")
+        gen_idx = _generation_sample(rows, cfg.generate_examples)
+        result = {}
+        for label, adapter_path in (("base", None), ("tuned", str(adapter))):
+            model = load_model(model_path, dtype=model_cfg.dtype, adapter=adapter_path)
+            result[label], per_row = _eval_model(
+                model, tokenizer, rows, gen_idx, cfg, max_length, label
+            )
+            write_jsonl(run_dir / "eval" / task / f"{label}.jsonl", per_row)
+            del model
+        summary["tasks"][task] = result
+    write_json(run_dir / "eval" / "summary.json", summary)
+    return summary

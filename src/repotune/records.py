@@ -1,0 +1,102 @@
+"""The records stages exchange. Plain dataclasses so they round-trip through Parquet and JSONL
+without a schema library, and so another tool can produce them by hand."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Hunk:
+    """One diff hunk; `lines` keep git's prefixes (' ', '-', '+')."""
+
+    old_start: int
+    old_lines: int
+    new_start: int
+    new_lines: int
+    header: str
+    lines: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FileChange:
+    """One file touched by a commit. `before`/`after` are None when the text is not kept
+    (binary, too large, undecodable); `skip_reason` then says why."""
+
+    old_path: str | None
+    new_path: str | None
+    change_type: str  # added | deleted | modified | renamed | copied
+    language: str | None
+    before: str | None
+    after: str | None
+    added: int
+    deleted: int
+    hunks: list[Hunk] = field(default_factory=list)
+    skip_reason: str | None = None
+
+    @property
+    def path(self) -> str:
+        return self.new_path or self.old_path or ""
+
+
+@dataclass
+class Commit:
+    sha: str
+    parents: list[str]
+    author_time: int
+    committer_time: int
+    author: str
+    message: str
+    files: list[FileChange] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Commit:
+        files = []
+        for f in d.get("files") or []:
+            hunks = [Hunk(**h) for h in (f.get("hunks") or [])]
+            files.append(FileChange(**{**f, "hunks": hunks}))
+        return cls(**{**d, "files": files, "parents": list(d.get("parents") or [])})
+
+
+@dataclass
+class Example:
+    """One training/eval row. `prompt + completion` is the whole text; loss on `completion`."""
+
+    id: str
+    task: str
+    prompt: str
+    completion: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Example:
+        return cls(
+            id=d["id"],
+            task=d["task"],
+            prompt=d["prompt"],
+            completion=d["completion"],
+            meta=dict(d.get("meta") or {}),
+        )
+
+
+@dataclass
+class Candidate:
+    """A model's output for an example; `outcome` is set once validated."""
+
+    example_id: str
+    model: str
+    rank: int
+    text: str
+    score: float | None = None
+    outcome: str | None = None  # applied|compile_error|test_fail|test_pass|timeout|error
+    log: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,43 @@
+from repotune.config import BuildConfig
+from repotune.records import Commit, FileChange, Hunk
+from repotune.tasks.commit import commit_examples
+
+BEFORE = "\n".join(f"line{i}" for i in range(1, 41)) + "\n"
+
+
+def _commit(message="Fix the off-by-one in the loop", hunks=None, before=BEFORE):
+    hunk = Hunk(
+        old_start=20, old_lines=4, new_start=20, new_lines=4, header="@@ -20,4 +20,4 @@",
+        lines=[" line20", " line21", "-line22", "+LINE22", " line23"],
+    )
+    change = FileChange(
+        old_path="src/a.py", new_path="src/a.py", change_type="modified", language="python",
+        before=before, after=None, added=1, deleted=1, hunks=hunks if hunks is not None else [hunk],
+    )
+    return Commit(sha="ab" * 20, parents=["cd" * 20], author_time=5, committer_time=6,
+                  author="x", message=message, files=[change])
+
+
+def test_prompt_has_message_path_and_context_and_completion_is_the_hunk():
+    (ex,) = list(commit_examples(_commit(), BuildConfig(input_context=2)))
+    assert ex["task"] == "commit"
+    assert "Fix the off-by-one in the loop" in ex["prompt"]
+    assert "src/a.py" in ex["prompt"]
+    # old lines 20..23 plus two lines of context on each side
+    assert "line18\nline19\nline20" in ex["prompt"]
+    assert "line25\n" in ex["prompt"] and "line26" not in ex["prompt"] and "line17" not in ex["prompt"]
+    assert ex["completion"] == " line20\n line21\n-line22\n+LINE22\n line23\n"
+    assert ex["prompt"].endswith("### Diff:\n")
+    assert ex["meta"]["sha"] == "ab" * 20 and ex["meta"]["time"] == 6
+
+
+def test_caps_and_empty_messages_drop_examples():
+    assert list(commit_examples(_commit(), BuildConfig(max_completion_chars=10))) == []
+    assert list(commit_examples(_commit(message="  \n"), BuildConfig())) == []
+    assert list(commit_examples(_commit(hunks=[]), BuildConfig())) == []
+
+
+def test_signed_off_trailers_are_removed():
+    msg = "Add retry\n\nSigned-off-by: A <a@b>"
+    (ex,) = list(commit_examples(_commit(message=msg), BuildConfig()))
+    assert "Signed-off-by" not in ex["prompt"]
