@@ -7,15 +7,33 @@ BEFORE = "\n".join(f"line{i}" for i in range(1, 41)) + "\n"
 
 def _commit(message="Fix the off-by-one in the loop", hunks=None, before=BEFORE):
     hunk = Hunk(
-        old_start=20, old_lines=4, new_start=20, new_lines=4, header="@@ -20,4 +20,4 @@",
+        old_start=20,
+        old_lines=4,
+        new_start=20,
+        new_lines=4,
+        header="@@ -20,4 +20,4 @@",
         lines=[" line20", " line21", "-line22", "+LINE22", " line23"],
     )
     change = FileChange(
-        old_path="src/a.py", new_path="src/a.py", change_type="modified", language="python",
-        before=before, after=None, added=1, deleted=1, hunks=hunks if hunks is not None else [hunk],
+        old_path="src/a.py",
+        new_path="src/a.py",
+        change_type="modified",
+        language="python",
+        before=before,
+        after=None,
+        added=1,
+        deleted=1,
+        hunks=hunks if hunks is not None else [hunk],
     )
-    return Commit(sha="ab" * 20, parents=["cd" * 20], author_time=5, committer_time=6,
-                  author="x", message=message, files=[change])
+    return Commit(
+        sha="ab" * 20,
+        parents=["cd" * 20],
+        author_time=5,
+        committer_time=6,
+        author="x",
+        message=message,
+        files=[change],
+    )
 
 
 def test_prompt_has_message_path_and_context_and_completion_is_the_hunk():
@@ -25,7 +43,9 @@ def test_prompt_has_message_path_and_context_and_completion_is_the_hunk():
     assert "src/a.py" in ex["prompt"]
     # old lines 20..23 plus two lines of context on each side
     assert "line18\nline19\nline20" in ex["prompt"]
-    assert "line25\n" in ex["prompt"] and "line26" not in ex["prompt"] and "line17" not in ex["prompt"]
+    assert (
+        "line25\n" in ex["prompt"] and "line26" not in ex["prompt"] and "line17" not in ex["prompt"]
+    )
     assert ex["completion"] == " line20\n line21\n-line22\n+LINE22\n line23\n"
     assert ex["prompt"].endswith("### Diff:\n")
     assert ex["meta"]["sha"] == "ab" * 20 and ex["meta"]["time"] == 6

@@ -23,8 +23,14 @@ def test_ratio_ci_straddles_one_when_noisy():
 
 
 def test_report_renders_verdict_and_table(tmp_path):
-    m = {"loss": 2.0, "perplexity": 7.39, "exact_match": 0.0, "edit_similarity": 0.4, "n": 30,
-         "n_generated": 4}
+    m = {
+        "loss": 2.0,
+        "perplexity": 7.39,
+        "exact_match": 0.0,
+        "edit_similarity": 0.4,
+        "n": 30,
+        "n_generated": 4,
+    }
     t = {**m, "loss": 1.0, "perplexity": 2.72, "exact_match": 0.25}
     (tmp_path / "eval").mkdir()
     (tmp_path / "eval" / "summary.json").write_text(

@@ -19,7 +19,11 @@ def test_small_history_still_gets_every_split():
 
 def test_drop_leaks_removes_test_rows_seen_in_train():
     row = {"prompt": "p", "completion": "c"}
-    splits = {"train": [dict(row)], "val": [], "test": [dict(row), {"prompt": "q", "completion": "c"}]}
+    splits = {
+        "train": [dict(row)],
+        "val": [],
+        "test": [dict(row), {"prompt": "q", "completion": "c"}],
+    }
     dropped = drop_leaks(splits)
     assert dropped == {"val": 0, "test": 1}
     assert [r["prompt"] for r in splits["test"]] == ["q"]

@@ -72,7 +72,9 @@ def mine(
 
     cfg = _config(config, set_, None)
     stats = run_mine(repo, out, cfg.mine)
-    _say(f"mined {stats['kept']} commits -> {out / 'commits.parquet'} (dropped: {stats['dropped']})")
+    _say(
+        f"mined {stats['kept']} commits -> {out / 'commits.parquet'} (dropped: {stats['dropped']})"
+    )
 
 
 @app.command()

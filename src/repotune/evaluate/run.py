@@ -32,20 +32,29 @@ def _eval_model(model, tokenizer, rows, gen_idx, cfg: EvaluateConfig, max_length
     with Progress(transient=True) as progress:
         bar = progress.add_task(f"{label}: loss", total=len(rows))
         nll = completion_nll(
-            model, tokenizer, rows, max_length, cfg.batch_size,
+            model,
+            tokenizer,
+            rows,
+            max_length,
+            cfg.batch_size,
             on_batch=lambda k: progress.advance(bar, k),
         )
         bar = progress.add_task(f"{label}: generate", total=len(gen_idx))
         # Generations longer than the reference plus a margin cannot match it: stop there.
         ref_tokens = max(
-            (len(tokenizer(rows[i]["completion"], add_special_tokens=False)["input_ids"])
-             for i in gen_idx),
+            (
+                len(tokenizer(rows[i]["completion"], add_special_tokens=False)["input_ids"])
+                for i in gen_idx
+            ),
             default=0,
         )
         texts = generate(
-            model, tokenizer, [rows[i]["prompt"] for i in gen_idx],
+            model,
+            tokenizer,
+            [rows[i]["prompt"] for i in gen_idx],
             max_new_tokens=min(cfg.max_new_tokens, ref_tokens + 8),
-            max_prompt_tokens=max_length, batch_size=cfg.batch_size,
+            max_prompt_tokens=max_length,
+            batch_size=cfg.batch_size,
             on_batch=lambda k: progress.advance(bar, k),
         )
     per_row = []
@@ -70,7 +79,10 @@ def _eval_model(model, tokenizer, rows, gen_idx, cfg: EvaluateConfig, max_length
 
 
 def run_evaluate(
-    run_dir: Path, model_cfg: ModelConfig, cfg: EvaluateConfig, max_length: int,
+    run_dir: Path,
+    model_cfg: ModelConfig,
+    cfg: EvaluateConfig,
+    max_length: int,
     tasks: list[str] | None = None,
 ) -> dict:
     """Write eval/summary.json ({"tasks": {task: {"base": .., "tuned": ..}}}) and return it."""

@@ -25,7 +25,10 @@ def generate(
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     outputs: list[str] = []
     for start in range(0, len(prompts), batch_size):
-        batch = [encode_prompt(tokenizer, p, max_prompt_tokens) for p in prompts[start : start + batch_size]]
+        batch = [
+            encode_prompt(tokenizer, p, max_prompt_tokens)
+            for p in prompts[start : start + batch_size]
+        ]
         width = max(len(ids) for ids in batch)
         input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
         attention = torch.zeros((len(batch), width), dtype=torch.long)

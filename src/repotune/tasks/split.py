@@ -33,7 +33,7 @@ def _key(row: dict) -> str:
 
 
 def drop_leaks(splits: dict[str, list[dict]]) -> dict[str, int]:
-    """Remove val/test rows identical to a train row (and test rows identical to val); count them."""
+    """Drop val/test rows identical to a train row (and test rows identical to val); count them."""
     seen = {_key(r) for r in splits.get("train", [])}
     dropped = {}
     for name in ("val", "test"):

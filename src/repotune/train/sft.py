@@ -64,7 +64,9 @@ def _checkpoint_to_resume(ckpt_dir: Path, fingerprint: str) -> str | None:
     return get_last_checkpoint(str(ckpt_dir))
 
 
-def run_train(run_dir: Path, model_cfg: ModelConfig, cfg: TrainConfig, task: str = "commit") -> dict:
+def run_train(
+    run_dir: Path, model_cfg: ModelConfig, cfg: TrainConfig, task: str = "commit"
+) -> dict:
     """Train an adapter into run_dir/adapter; returns a summary (steps, losses, time)."""
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
