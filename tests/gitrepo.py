@@ -30,7 +30,7 @@ def make_history(repo: Path, n_commits: int = 12) -> Path:
     funcs = [f"def f{i}(x):\n    return x + {i}\n" for i in range(8)]
     for c in range(n_commits):
         k = c % len(funcs)
-        funcs[k] = funcs[k].replace("return x", f"total = x * {c + 2}\n    return total", 1)
+        funcs[k] = f"def f{k}(x):\n    total = x * {c + 2}\n    return total + {k}\n"
         (repo / "calc.py").write_text("\n\n".join(funcs))
         git(repo, "add", "-A")
         git(

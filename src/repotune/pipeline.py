@@ -13,10 +13,12 @@ from repotune.config import RunConfig, dump_config
 def run_all(repo: Path, out: Path, cfg: RunConfig, say: Callable[[str], None] = print) -> Path:
     from repotune.evaluate.run import run_evaluate
     from repotune.mine import run_mine
+    from repotune.mine.history import open_repo
     from repotune.report.markdown import run_report
     from repotune.tasks import run_build
     from repotune.train.sft import run_train
 
+    open_repo(repo)  # a bad path fails here, before any output or progress line
     out.mkdir(parents=True, exist_ok=True)
     dump_config(cfg, out / "config.yaml")
     t0 = time.monotonic()

@@ -1,0 +1,22 @@
+"""Shared fixtures: a tiny random model, and no network access from transformers or the hub."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Set at import, not in a fixture: huggingface_hub reads these once, when it is first imported,
+# and a test module importing transformers at collection time would come before any fixture.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+# REPOTUNE_CACHE is deliberately left alone: the embedded-default smoke test uses the real cache
+# so it builds once per machine; tests that need an isolated cache monkeypatch it themselves.
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Folder of a tiny random Gemma 3 causal LM with a BPE tokenizer (built once per session)."""
+    from tinymodel import make_tiny_model
+
+    return str(make_tiny_model(tmp_path_factory.mktemp("tiny-model")))
