@@ -63,18 +63,27 @@ def mine(
     out: OutOpt = Path("runs/latest"),
     config: ConfigOpt = None,
     set_: SetOpt = None,
+    stats_: Annotated[
+        bool, typer.Option("--stats", help="print commits kept/dropped by reason, languages, sizes")
+    ] = False,
 ) -> None:
-    """Mine non-merge commits into RUN/commits.parquet.
+    """Mine commits into RUN/commits.parquet (parallel, resumable, deduplicated, scrubbed).
 
-    Example: repotune mine ~/src/myproject --out runs/myproject --set mine.max_commits=500
+    Example: repotune mine ~/src/myproject --out runs/myproject --set mine.max_commits=500 --stats
     """
     from repotune.mine import run_mine
 
     cfg = _config(config, set_, None)
-    stats = run_mine(repo, out, cfg.mine)
+    stats = run_mine(repo, out, cfg.mine, warn=_say)
     _say(
         f"mined {stats['kept']} commits -> {out / 'commits.parquet'} (dropped: {stats['dropped']})"
     )
+    if stats_:
+        from rich.console import Console
+
+        from repotune.mine.report import stats_tables
+
+        Console().print(stats_tables(stats))
 
 
 @app.command()
@@ -100,7 +109,7 @@ def train(out: OutOpt = Path("runs/latest"), config: ConfigOpt = None, set_: Set
     from repotune.train.sft import run_train
 
     cfg = _config(config, set_, out)
-    s = run_train(out, cfg.model, cfg.train)
+    s = run_train(out, cfg.model, cfg.train, cfg.build.tasks)
     _say(f"trained {s['steps']} steps in {s['seconds']:.0f} s -> {out / 'adapter'}")
 
 
@@ -175,6 +184,9 @@ def generate(
 
 
 def main() -> None:
+    from repotune.memory import tune_malloc
+
+    tune_malloc()
     try:
         app(standalone_mode=False)
     except UserError as err:

@@ -6,11 +6,13 @@ Each stage reads only its own section, so a stage can be run alone with the same
 
 from __future__ import annotations
 
+import codecs
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from repotune.errors import UserError
 
@@ -20,15 +22,59 @@ class _Section(BaseModel):
 
 
 class MineConfig(_Section):
-    ref: str = "HEAD"
+    """What history to mine and how to clean it (see docs/mining.md)."""
+
+    ref: str = Field(default="HEAD", description="branch, tag, sha, or a range A..B")
     max_commits: int | None = Field(default=None, ge=1, description="newest N commits")
+    since: datetime | None = Field(default=None, description="committed at or after (UTC)")
+    until: datetime | None = Field(default=None, description="committed before (UTC)")
+    include_merges: bool = Field(default=False, description="mine merges against 1st parent")
+    # Bots and automated updaters, matched against "Name <email>" ignoring case; only `*` and
+    # `?` are wildcards, so `[bot]` is literal.
+    exclude_authors: list[str] = Field(
+        default_factory=lambda: [
+            "*[bot]*", "dependabot*", "renovate*", "github-actions*", "greenkeeper*",
+            "pre-commit-ci*", "snyk-bot*",
+        ],
+        description="'Name <email>' globs to drop",
+    )  # fmt: skip
+    drop_messages: list[Literal["empty", "merge", "revert", "version_bump"]] = Field(
+        default_factory=lambda: ["empty", "merge", "revert", "version_bump"],
+        description="message filters that drop a commit",
+    )
     max_changed_lines: int | None = Field(
         default=25, ge=1, description="drop commits changing more lines (added + deleted)"
     )
+    max_changed_files: int | None = Field(default=None, ge=1, description="drop larger commits")
     include: list[str] = Field(default_factory=list, description="path globs to keep")
     exclude: list[str] = Field(default_factory=list, description="path globs to drop")
+    languages: list[str] = Field(default_factory=list, description="keep only these languages")
     max_file_bytes: int = Field(default=1_000_000, ge=1)
     context_lines: int = Field(default=3, ge=0, description="context lines in each hunk")
+    find_copies: bool = Field(default=False, description="detect copies as well as renames")
+    encoding_fallback: str | None = Field(
+        default=None, description="decode non-UTF-8 text with this codec instead of skipping"
+    )
+    dedup: Literal["off", "exact", "near"] = Field(
+        default="near", description="drop later copies of a commit's change (MinHash LSH)"
+    )
+    near_dup_threshold: float = Field(default=0.85, gt=0, le=1, description="Jaccard")
+    scrub_secrets: bool = Field(default=True, description="replace keys/tokens/passwords")
+    secret_placeholder: str = Field(default="<SECRET>", min_length=1)
+    hash_authors: bool = Field(default=False, description="replace names/e-mails by a hash")
+    author_salt: str = Field(default="", description="salt for hash_authors")
+    workers: int | None = Field(default=None, ge=1, description="processes; default: CPU cores")
+    shard_size: int | None = Field(default=None, ge=1, description="commits per shard")
+
+    @field_validator("encoding_fallback")
+    @classmethod
+    def _known_codec(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                codecs.lookup(value)
+            except LookupError:
+                raise ValueError(f"unknown encoding '{value}'") from None
+        return value
 
 
 class BuildConfig(_Section):
@@ -59,7 +105,12 @@ class TrainConfig(_Section):
     max_steps: int = Field(default=100, ge=1)
     max_minutes: float | None = Field(default=None, gt=0, description="wall-clock budget")
     max_length: int = Field(default=512, ge=16, description="tokens per example, truncated")
+    gradient_checkpointing: bool = Field(
+        default=False, description="trade ~30% speed for activation memory (long sequences, GPUs)"
+    )
     save_steps: int = Field(default=25, ge=1)
+    eval_steps: int | None = Field(default=None, ge=1, description="default: half the steps")
+    max_val_examples: int = Field(default=32, ge=0, description="validation rows during training")
     logging_steps: int = Field(default=5, ge=1)
     seed: int = 0
 

@@ -33,7 +33,7 @@ def run_all(repo: Path, out: Path, cfg: RunConfig, say: Callable[[str], None] = 
     for task, s in run_build(out, cfg.build).items():
         say(f"  {task}: {s['examples']} examples")
     step("train")
-    t = run_train(out, cfg.model, cfg.train)
+    t = run_train(out, cfg.model, cfg.train, cfg.build.tasks)
     say(f"  {t['steps']} steps in {t['seconds']:.0f} s")
     step("evaluate")
     run_evaluate(out, cfg.model, cfg.evaluate, cfg.train.max_length, cfg.build.tasks)

@@ -22,7 +22,8 @@ class Hunk:
 @dataclass
 class FileChange:
     """One file touched by a commit. `before`/`after` are None when the text is not kept
-    (binary, too large, undecodable); `skip_reason` then says why."""
+    (binary, too large, undecodable); `skip_reason` then says why. `encoding` names the
+    fallback codec when the text was not UTF-8 (None: UTF-8)."""
 
     old_path: str | None
     new_path: str | None
@@ -34,6 +35,7 @@ class FileChange:
     deleted: int
     hunks: list[Hunk] = field(default_factory=list)
     skip_reason: str | None = None
+    encoding: str | None = None
 
     @property
     def path(self) -> str:

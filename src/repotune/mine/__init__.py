@@ -1,40 +1,116 @@
 """The mine stage: a git repository in, `commits.parquet` and `mine_stats.json` out, so later
-stages never touch git and the numbers behind a dataset can be read without rerunning."""
+stages never touch git and the numbers behind a dataset can be read without rerunning.
+
+    select (main process) -> shards (worker processes) -> merge + dedup (main process)
+
+Shards live in RUN/mine-shards while the stage runs and are removed once `commits.parquet` is
+written; a run stopped half-way is resumed by running the same command again.
+"""
 
 from __future__ import annotations
 
+import json
+import shutil
+import sys
+import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from repotune.config import MineConfig
 from repotune.fsutil import write_json
 from repotune.mine.history import mine_commits
+from repotune.mine.merge import duplicates, merge_shards
+from repotune.mine.select import open_repo, select_commits
+from repotune.mine.shards import (
+    ShardFn,
+    default_workers,
+    mine_shard,
+    plan_key,
+    plan_shards,
+    run_shards,
+    shard_dropped,
+)
 from repotune.mine.store import read_commits, write_commits
-from repotune.records import Commit
 
 __all__ = ["mine_commits", "read_commits", "run_mine", "write_commits"]
 
+SHARD_DIR = "mine-shards"
 
-def run_mine(repo: Path, out_dir: Path, cfg: MineConfig) -> dict[str, Any]:
-    """Mine `repo` into `out_dir`; return the stats also written to mine_stats.json."""
-    out_dir = Path(out_dir)
-    commits, dropped = mine_commits(Path(repo), cfg)
-    write_commits(out_dir / "commits.parquet", commits)
-    stats = {"repo": str(repo), "ref": cfg.ref, **mine_stats(commits, dropped)}
-    write_json(out_dir / "mine_stats.json", stats)
+
+def run_mine(
+    repo: Path, out_dir: Path, cfg: MineConfig, *, warn: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Mine `repo` into `out_dir`; return the stats also written to mine_stats.json.
+    Warnings (a shallow clone) go to `warn`, stderr by default."""
+    return mine_into(repo, out_dir, cfg, warn=warn)
+
+
+def mine_into(
+    repo: Path,
+    out_dir: Path,
+    cfg: MineConfig,
+    *,
+    warn: Callable[[str], None] | None = None,
+    shard_fn: ShardFn = mine_shard,
+) -> dict[str, Any]:
+    """`run_mine` with the shard function exposed (tests inject failures through it)."""
+    t0 = time.monotonic()
+    repo_path, out_dir = Path(repo), Path(out_dir)
+    say = warn or (lambda msg: print(msg, file=sys.stderr))
+    selection = select_commits(open_repo(repo_path), repo_path, cfg)
+    if selection.shallow:
+        say(
+            f"warning: {repo_path} is a shallow clone: its history is truncated; mining the "
+            f"{len(selection.shas)} commits present (git fetch --unshallow for all)"
+        )
+    key = plan_key(cfg, selection.shas)
+    stats_path, commits_path = out_dir / "mine_stats.json", out_dir / "commits.parquet"
+    previous = _finished(stats_path, commits_path, key)
+    if previous is not None:  # same arguments, same history: nothing to do
+        return previous
+    stats_path.unlink(missing_ok=True)  # never a new commits file with old stats
+    folder = out_dir / SHARD_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob(".*.tmp"):  # left by a killed worker
+        stale.unlink(missing_ok=True)
+    tasks = plan_shards(repo_path, selection.shas, cfg, folder)
+    workers = cfg.workers or default_workers()
+    done = sum(len(t.shas) for t in tasks if Path(t.path).is_file())
+    run_shards(tasks, workers, shard_fn, len(selection.shas), done)
+
+    dropped: Counter[str] = Counter(selection.dropped)
+    for task in tasks:
+        dropped.update(shard_dropped(task.path))
+    masks, copies = duplicates(tasks, cfg)
+    dropped.update(copies)
+    written = merge_shards(tasks, commits_path, masks)
+    shutil.rmtree(folder, ignore_errors=True)
+    seconds = time.monotonic() - t0
+    stats = {
+        "repo": str(repo),
+        "ref": cfg.ref,
+        "kept": written.pop("kept"),
+        "dropped": dict(sorted(dropped.items())),
+        **written,
+        "considered": len(selection.shas),
+        "shallow": selection.shallow,
+        "workers": min(workers, max(len(tasks), 1)),
+        "shards": len(tasks),
+        "seconds": round(seconds, 3),
+        "commits_per_second": round(len(selection.shas) / seconds, 1) if seconds else None,
+        "plan": key,
+    }
+    write_json(stats_path, stats)
     return stats
 
 
-def mine_stats(commits: list[Commit], dropped: dict[str, int]) -> dict[str, Any]:
-    """Counts a user checks first when a dataset is smaller than expected."""
-    files = [f for c in commits for f in c.files]
-    skipped = Counter(f.skip_reason for f in files if f.skip_reason)
-    languages = Counter(f.language or "unknown" for f in files)
-    return {
-        "kept": len(commits),
-        "dropped": dict(sorted(dropped.items())),
-        "files_kept": len(files),
-        "files_without_text": dict(sorted(skipped.items())),
-        "languages": dict(languages.most_common()),
-    }
+def _finished(stats_path: Path, commits_path: Path, key: str) -> dict[str, Any] | None:
+    if not (stats_path.is_file() and commits_path.is_file()):
+        return None
+    try:
+        stats = json.loads(stats_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return stats if isinstance(stats, dict) and stats.get("plan") == key else None

@@ -37,6 +37,7 @@ FILE_TYPE = pa.struct(
         ("deleted", pa.int64()),
         ("hunks", pa.list_(HUNK_TYPE)),
         ("skip_reason", pa.string()),
+        ("encoding", pa.string()),
     ]
 )
 COMMIT_SCHEMA = pa.schema(
@@ -52,12 +53,29 @@ COMMIT_SCHEMA = pa.schema(
 )
 # Row groups are cut by text size: keeps memory bounded and each string column chunk far
 # below Arrow's 2 GiB limit for `string` offsets.
-_ROW_GROUP_BYTES = 64 << 20
+ROW_GROUP_BYTES = 64 << 20
+# Dictionary encoding pays off for the short repetitive columns only; trying it on file texts
+# and hunk lines costs time for nothing. Statistics likewise only where a reader filters.
+WRITE_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "compression_level": 1,
+    "use_dictionary": [
+        "author",
+        "files.list.element.change_type",
+        "files.list.element.language",
+        "files.list.element.skip_reason",
+        "files.list.element.encoding",
+    ],
+    "write_statistics": ["sha", "author_time", "committer_time"],
+}
 
 
 def write_commits(path: Path, commits: list[Commit]) -> None:
     """Write `commits` to `path` atomically; an empty list gives a valid, empty file."""
-    with atomic_path(Path(path)) as tmp, pq.ParquetWriter(tmp, COMMIT_SCHEMA) as writer:
+    with (
+        atomic_path(Path(path)) as tmp,
+        pq.ParquetWriter(tmp, COMMIT_SCHEMA, **WRITE_OPTIONS) as writer,
+    ):
         for rows in _row_groups(commits):
             writer.write_table(pa.Table.from_pylist(rows, schema=COMMIT_SCHEMA))
 
@@ -77,13 +95,22 @@ def read_commits(path: Path) -> list[Commit]:
     return [Commit.from_dict(row) for row in table.select(COMMIT_SCHEMA.names).to_pylist()]
 
 
+def row_size(row: dict[str, Any]) -> int:
+    """Rough size of a row's strings in characters: enough to cut row groups."""
+    size = len(row["message"])
+    for f in row["files"]:
+        size += len(f["before"] or "") + len(f["after"] or "")
+        size += sum(len(line) + 1 for h in f["hunks"] for line in h["lines"])
+    return size
+
+
 def _row_groups(commits: list[Commit]) -> Iterator[list[dict[str, Any]]]:
     rows: list[dict[str, Any]] = []
     size = 0
     for commit in commits:
         rows.append(commit.to_dict())
         size += _text_size(commit)
-        if size >= _ROW_GROUP_BYTES:
+        if size >= ROW_GROUP_BYTES:
             yield rows
             rows, size = [], 0
     if rows:

@@ -46,10 +46,13 @@ def _encoded(rows: list[dict], tokenizer, max_length: int) -> Dataset:
     return Dataset.from_list(enc)
 
 
-def _fingerprint(run_dir: Path, task: str, model_cfg: ModelConfig, cfg: TrainConfig) -> str:
+def _fingerprint(
+    run_dir: Path, tasks: list[str], model_cfg: ModelConfig, cfg: TrainConfig
+) -> str:
     """Checkpoints are only resumed for the same data and settings they were trained on."""
     h = hashlib.sha256()
-    h.update((run_dir / "datasets" / task / "train.jsonl").read_bytes())
+    for task in tasks:
+        h.update((run_dir / "datasets" / task / "train.jsonl").read_bytes())
     h.update(model_cfg.model_dump_json().encode())
     h.update(cfg.model_dump_json(exclude={"max_minutes", "save_steps", "logging_steps"}).encode())
     return h.hexdigest()
@@ -65,17 +68,18 @@ def _checkpoint_to_resume(ckpt_dir: Path, fingerprint: str) -> str | None:
 
 
 def run_train(
-    run_dir: Path, model_cfg: ModelConfig, cfg: TrainConfig, task: str = "commit"
+    run_dir: Path, model_cfg: ModelConfig, cfg: TrainConfig, tasks: list[str] | None = None
 ) -> dict:
-    """Train an adapter into run_dir/adapter; returns a summary (steps, losses, time)."""
+    """Train one adapter on the mix of `tasks` into run_dir/adapter; returns a summary."""
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
-    train_rows = load_split(run_dir, task, "train")
-    val_rows = load_split(run_dir, task, "val")
+    tasks = tasks or ["commit"]
+    train_rows = [r for t in tasks for r in load_split(run_dir, t, "train")]
+    val_rows = [r for t in tasks for r in load_split(run_dir, t, "val")]
     if not train_rows:
         raise UserError(
-            f"no training examples in {run_dir}/datasets/{task}/train.jsonl: mine more commits "
+            f"no training examples in {run_dir}/datasets/{{{','.join(tasks)}}}: mine more commits "
             "or relax the filters (mine.max_changed_lines, build.max_*_chars)"
         )
 
@@ -86,6 +90,8 @@ def run_train(
     model.train()
 
     train_ds = _encoded(train_rows, tokenizer, cfg.max_length)
+    # Validation during training is a progress signal, not the verdict: a bounded sample.
+    val_rows = val_rows[: cfg.max_val_examples]
     val_ds = _encoded(val_rows, tokenizer, cfg.max_length) if val_rows else None
 
     ckpt_dir = run_dir / "train" / "checkpoints"
@@ -103,7 +109,7 @@ def run_train(
         save_steps=cfg.save_steps,
         save_total_limit=2,
         eval_strategy="steps" if val_ds is not None else "no",
-        eval_steps=max(cfg.max_steps // 4, 1),
+        eval_steps=cfg.eval_steps or max(cfg.max_steps // 2, 1),
         bf16=dtype == torch.bfloat16,
         fp16=dtype == torch.float16,
         use_cpu=not on_cuda,
@@ -114,6 +120,7 @@ def run_train(
         data_seed=cfg.seed,
         disable_tqdm=False,
         dataloader_num_workers=0,
+        gradient_checkpointing=cfg.gradient_checkpointing,
     )
     peft_cfg = LoraConfig(
         r=cfg.lora_r,
@@ -133,7 +140,7 @@ def run_train(
         callbacks=[budget],
     )
 
-    last = _checkpoint_to_resume(ckpt_dir, _fingerprint(run_dir, task, model_cfg, cfg))
+    last = _checkpoint_to_resume(ckpt_dir, _fingerprint(run_dir, tasks, model_cfg, cfg))
     started = time.monotonic()
     result = trainer.train(resume_from_checkpoint=last)
     seconds = time.monotonic() - started
@@ -146,6 +153,7 @@ def run_train(
     (run_dir / "train" / "log_history.json").write_text(json.dumps(history, indent=1))
     summary = {
         "model": model_cfg.name,
+        "tasks": tasks,
         "dtype": str(dtype).removeprefix("torch."),
         "steps": trainer.state.global_step,
         "train_examples": len(train_rows),

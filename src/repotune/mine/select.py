@@ -1,0 +1,252 @@
+"""Which commits to mine: open the repository, resolve `ref` (or a range `A..B`), walk it newest
+first and apply the filters that need only commit metadata (merges, dates, authors, messages).
+
+This runs in the main process before any worker starts, so the list of commits, and therefore
+the shards and their keys, is fixed by the arguments and the repository alone.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pygit2
+from pygit2.enums import SortMode
+
+from repotune.config import MineConfig
+from repotune.errors import UserError
+
+
+@dataclass
+class Selection:
+    """Commits to mine, newest first, and counts of the ones left out by reason."""
+
+    shas: list[str]
+    dropped: Counter[str] = field(default_factory=Counter)
+    shallow: bool = False
+
+
+def open_repo(path: Path) -> pygit2.Repository:
+    """Open a repository, bare or not, or a worktree (a subfolder finds its repository, as with
+    git), or raise UserError."""
+    if not path.exists():
+        raise UserError(f"repository path does not exist: {path}")
+    try:
+        repo = pygit2.Repository(str(path))
+    except pygit2.GitError:
+        raise UserError(f"not a git repository: {path}") from None
+    if repo.head_is_unborn and not list(repo.references):
+        raise UserError(f"repository has no commits: {path}")
+    return repo
+
+
+def resolve_ref(repo: pygit2.Repository, repo_path: Path, ref: str) -> pygit2.Commit:
+    """The commit a revision (branch, tag, sha, HEAD~3, ...) names, or UserError."""
+    try:
+        obj = repo.revparse_single(ref)
+    except (KeyError, ValueError, pygit2.GitError):
+        raise UserError(f"unknown ref '{ref}' in {repo_path}") from None
+    try:
+        return obj.peel(pygit2.Commit)
+    except (ValueError, pygit2.GitError):
+        raise UserError(f"ref '{ref}' in {repo_path} does not name a commit") from None
+
+
+def select_commits(repo: pygit2.Repository, repo_path: Path, cfg: MineConfig) -> Selection:
+    """Walk `cfg.ref` newest first (children before parents); keep up to `max_commits` commits
+    that pass the metadata filters. Commits dropped here are counted by reason."""
+    start, hide = _range(repo, repo_path, cfg.ref)
+    walker = repo.walk(start.id, SortMode.TOPOLOGICAL | SortMode.TIME)
+    if hide is not None:
+        walker.hide(hide.id)
+    boundary = shallow_boundary(repo)
+    reject = _metadata_filter(cfg)
+    selection = Selection(shas=[], shallow=repo.is_shallow)
+    for commit in walker:
+        if cfg.max_commits is not None and len(selection.shas) >= cfg.max_commits:
+            break
+        sha = str(commit.id)
+        reason = "shallow_boundary" if sha in boundary else reject(commit)
+        if reason is None:
+            selection.shas.append(sha)
+        else:
+            selection.dropped[reason] += 1
+    return selection
+
+
+def shallow_boundary(repo: pygit2.Repository) -> set[str]:
+    """Commits whose parents a shallow clone cut off: git shows them as root commits, so their
+    diff would be the whole tree, not what the commit changed."""
+    if not repo.is_shallow:
+        return set()
+    gitdir = Path(repo.path)
+    common = gitdir / "commondir"  # a worktree shares its repository's `shallow` file
+    if common.is_file():
+        gitdir = (gitdir / common.read_text().strip()).resolve()
+    try:
+        return set((gitdir / "shallow").read_text().split())
+    except OSError:
+        return set()
+
+
+def _range(
+    repo: pygit2.Repository, repo_path: Path, ref: str
+) -> tuple[pygit2.Commit, pygit2.Commit | None]:
+    """`B` -> (B, None); `A..B` -> (B, A): commits reachable from B and not from A."""
+    if "..." in ref:
+        raise UserError(f"ref '{ref}': symmetric ranges (A...B) are not supported; use A..B")
+    if ".." not in ref:
+        return resolve_ref(repo, repo_path, ref), None
+    old, new = ref.split("..", 1)
+    return resolve_ref(repo, repo_path, new or "HEAD"), resolve_ref(repo, repo_path, old or "HEAD")
+
+
+# --- metadata filters -------------------------------------------------------------------------
+
+_MESSAGE_RULES: dict[str, re.Pattern[str]] = {
+    "merge": re.compile(
+        r"^merge (?:branch|remote-tracking branch|pull request|tag|commit|changes from)\b"
+        r"|^merged? (?:in )?(?:branch )?'[^']+' (?:of|into)\b",
+        re.IGNORECASE,
+    ),
+    "revert": re.compile(r"^revert\b|^this reverts commit [0-9a-f]{7,}", re.IGNORECASE | re.M),
+    "version_bump": re.compile(
+        r"^(?:\[?(?:chore|build|release)(?:\([^)]*\))?\]?:?\s*)?"
+        r"(?:(?:bump(?:ed|s)?|release[sd]?|releasing|prepare(?: for)?(?: release)?|"
+        r"preparing(?: release)?|update|set|increment)\s+)?"
+        r"(?:(?:the\s+)?(?:version|release)\s+)?(?:to\s+)?v?\d+(?:\.\d+)+(?:[-+.][\w.]+)?\.?$"
+        r"|^bump(?:ed|s)? (?:\S+ )?(?:version|from \S+ to \S+)",
+        re.IGNORECASE,
+    ),
+}
+
+
+def message_reason(message: str, rules: list[str]) -> str | None:
+    """Why a message drops its commit (`empty_message`, `merge_message`, `revert`,
+    `version_bump`), or None. Rules are CommitPackFT's, on the subject line."""
+    subject = message.strip().split("\n", 1)[0].strip()
+    if "empty" in rules and not subject:
+        return "empty_message"
+    for name in ("merge", "revert", "version_bump"):
+        if name in rules:
+            text = message.strip() if name == "revert" else subject
+            if _MESSAGE_RULES[name].search(text):
+                return "merge_message" if name == "merge" else name
+    return None
+
+
+def author_filter(globs: list[str]) -> Callable[[str], bool]:
+    """True for 'Name <email>' matching any glob, ignoring case; only `*`, `?` are wildcards."""
+    if not globs:
+        return lambda _: False
+    parts = [re.escape(g).replace(r"\*", ".*").replace(r"\?", ".") for g in globs]
+    rx = re.compile("|".join(f"(?:{p})" for p in parts), re.IGNORECASE | re.DOTALL)
+    return lambda ident: rx.fullmatch(ident) is not None
+
+
+def _metadata_filter(cfg: MineConfig) -> Callable[[pygit2.Commit], str | None]:
+    since = _timestamp(cfg.since)
+    until = _timestamp(cfg.until)
+    excluded = author_filter(cfg.exclude_authors)
+    rules = list(cfg.drop_messages)
+
+    def reject(commit: pygit2.Commit) -> str | None:
+        if len(commit.parent_ids) > 1 and not cfg.include_merges:
+            return "merge"
+        t = commit.commit_time
+        if (since is not None and t < since) or (until is not None and t >= until):
+            return "outside_dates"
+        author = commit.author
+        ident = f"{_decode(author.raw_name)} <{_decode(author.raw_email)}>"
+        if excluded(ident):
+            return "excluded_author"
+        if rules:
+            return message_reason(commit_message(commit), rules)
+        return None
+
+    return reject
+
+
+def _timestamp(when: datetime | None) -> float | None:
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
+
+
+def commit_message(commit: pygit2.Commit) -> str:
+    try:
+        return commit.message
+    except (LookupError, UnicodeDecodeError):  # unknown or wrong `encoding` header
+        return _decode(commit.raw_message)
+
+
+def _decode(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")
+
+
+# --- path globs -------------------------------------------------------------------------------
+
+
+def path_filter(include: list[str], exclude: list[str]) -> Callable[[str], bool]:
+    """Keep a path if it matches any include glob (or there are none) and no exclude glob.
+
+    Globs: `*` and `?` stay inside one path segment, `**` spans segments. A glob without '/'
+    matches any segment (`*.py`, `vendor`); one with '/' is anchored at the repository root.
+    A glob that matches a folder matches everything under it (`src/vendor` = `src/vendor/**`).
+    """
+    inc = [_compile_glob(g) for g in include]
+    exc = [_compile_glob(g) for g in exclude]
+
+    def keep(path: str) -> bool:
+        if inc and not any(m(path) for m in inc):
+            return False
+        return not any(m(path) for m in exc)
+
+    return keep
+
+
+def _compile_glob(glob: str) -> Callable[[str], bool]:
+    anchored = "/" in glob.strip("/")
+    rx = re.compile(_glob_to_regex(glob.strip("/")))
+
+    def match(path: str) -> bool:
+        parts = path.split("/")
+        if not anchored:
+            return any(rx.fullmatch(p) for p in parts)
+        return any(rx.fullmatch("/".join(parts[:k])) for k in range(1, len(parts) + 1))
+
+    return match
+
+
+def _glob_to_regex(glob: str) -> str:
+    out, i, n = [], 0, len(glob)
+    while i < n:
+        c = glob[i]
+        if glob.startswith("**", i):
+            i += 2
+            if glob.startswith("/", i):  # `a/**/b` also matches `a/b`
+                out.append("(?:.*/)?")
+                i += 1
+            else:
+                out.append(".*")
+            continue
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[" and (end := glob.find("]", i + 2)) != -1:
+            body = glob[i + 1 : end]
+            neg = body[0] in "!^"
+            body = re.escape(body[1:] if neg else body).replace(r"\-", "-")
+            out.append(f"[{'^' if neg else ''}{body}]")
+            i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)
