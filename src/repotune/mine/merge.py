@@ -37,7 +37,7 @@ def duplicates(tasks: Sequence[ShardTask], cfg: MineConfig) -> tuple[list[np.nda
     masks: list[np.ndarray] = [np.ones(0, dtype=bool)] * len(tasks)
     offset = 0
     for i in reversed(range(len(tasks))):  # oldest shard first, oldest row first
-        keys = pq.read_table(tasks[i].path, columns=["_exact", "_minhash"])
+        keys = pq.read_table(tasks[i].path, columns=["_exact", "_minhash"], memory_map=True)
         exact, minhash = keys["_exact"].to_pylist(), keys["_minhash"].to_pylist()
         mask = np.ones(len(exact), dtype=bool)
         for j in reversed(range(len(exact))):
@@ -60,7 +60,7 @@ def merge_shards(tasks: Sequence[ShardTask], out: Path, masks: Sequence[np.ndarr
         pq.ParquetWriter(tmp, COMMIT_SCHEMA, **WRITE_OPTIONS) as writer,
     ):
         for task, mask in zip(tasks, masks, strict=True):
-            table = pq.read_table(task.path)
+            table = pq.read_table(task.path, memory_map=True)
             if not mask.all():
                 table = table.filter(pa.array(mask))
             acc.add(table)

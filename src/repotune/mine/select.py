@@ -139,13 +139,18 @@ def message_reason(message: str, rules: list[str]) -> str | None:
     return None
 
 
-def author_filter(globs: list[str]) -> Callable[[str], bool]:
-    """True for 'Name <email>' matching any glob, ignoring case; only `*`, `?` are wildcards."""
+def author_filter(globs: list[str]) -> Callable[[str, str], bool]:
+    """`excluded(name, email)`: True if a glob matches 'Name <email>', the name or the e-mail,
+    ignoring case. Only `*` and `?` are wildcards (so `*[bot]*` means a literal "[bot]")."""
     if not globs:
-        return lambda _: False
+        return lambda name, email: False
     parts = [re.escape(g).replace(r"\*", ".*").replace(r"\?", ".") for g in globs]
     rx = re.compile("|".join(f"(?:{p})" for p in parts), re.IGNORECASE | re.DOTALL)
-    return lambda ident: rx.fullmatch(ident) is not None
+
+    def excluded(name: str, email: str) -> bool:
+        return any(rx.fullmatch(s) for s in (f"{name} <{email}>", name, email))
+
+    return excluded
 
 
 def _metadata_filter(cfg: MineConfig) -> Callable[[pygit2.Commit], str | None]:
@@ -161,8 +166,7 @@ def _metadata_filter(cfg: MineConfig) -> Callable[[pygit2.Commit], str | None]:
         if (since is not None and t < since) or (until is not None and t >= until):
             return "outside_dates"
         author = commit.author
-        ident = f"{_decode(author.raw_name)} <{_decode(author.raw_email)}>"
-        if excluded(ident):
+        if excluded(_decode(author.raw_name), _decode(author.raw_email)):
             return "excluded_author"
         if rules:
             return message_reason(commit_message(commit), rules)

@@ -49,8 +49,14 @@ SHARD_SCHEMA = pa.schema(
 )
 _ROW_BATCH_BYTES = 32 << 20
 # Shards are read once, by the merge, which is the one step that does not run in parallel:
-# plain encoding makes them cheap to write here and cheap to read there.
-_SHARD_WRITE_OPTIONS = {"compression": "none", "use_dictionary": False, "write_statistics": False}
+# plain encoding in large pages makes them cheap to write here and cheap to read there (with
+# 1 MB pages, file texts cost ~5x more to read back).
+_SHARD_WRITE_OPTIONS = {
+    "compression": "none",
+    "use_dictionary": False,
+    "write_statistics": False,
+    "data_page_size": 64 << 20,
+}
 
 
 @dataclass(frozen=True)
@@ -145,6 +151,9 @@ def run_shards(
         pool.shutdown()
     except BaseException:
         _stop(pool)
+        for folder in {Path(t.path).parent for t in pending}:
+            for temp in folder.glob(".*.tmp"):  # what the stopped workers were writing
+                temp.unlink(missing_ok=True)
         raise
 
 
@@ -164,8 +173,7 @@ def _context() -> mp.context.BaseContext:
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
-    """Stop now: cancel queued shards and end running workers (a killed shard leaves only a
-    temp file, which the next run removes)."""
+    """Stop now: cancel queued shards and end running workers."""
     for process in list((getattr(pool, "_processes", None) or {}).values()):
         process.terminate()
     pool.shutdown(wait=True, cancel_futures=True)

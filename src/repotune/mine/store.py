@@ -67,6 +67,7 @@ WRITE_OPTIONS: dict[str, Any] = {
         "files.list.element.encoding",
     ],
     "write_statistics": ["sha", "author_time", "committer_time"],
+    "data_page_size": 8 << 20,  # file texts are large values: fewer, larger pages read faster
 }
 
 

@@ -1,98 +1,137 @@
 """Report stage: report.md, a base-vs-tuned table per task and a verdict backed by a paired
-bootstrap over test rows, so a small test split cannot pass for a win."""
+bootstrap over test rows, so a small test split cannot pass for a win.
+
+It shows the numbers of report.html (both render one `collect.Report`), for a terminal or a
+pull request; the plots and side-by-side examples are in the HTML.
+"""
 
 from __future__ import annotations
 
-import json
-import random
 from pathlib import Path
 
-from repotune.errors import UserError
-from repotune.fsutil import atomic_write_text, read_jsonl
+from repotune.fsutil import atomic_write_text
+from repotune.report.collect import (
+    ALWAYS_SHOWN,
+    MIN_ROWS,
+    OUTCOMES,
+    Metric,
+    Report,
+    TaskResult,
+    collect,
+    loss_curves,
+)
+from repotune.report.stats import loss_ratio_ci
 
-
-def loss_ratio_ci(
-    base: list[dict], tuned: list[dict], n_boot: int = 1000, seed: int = 0
-) -> tuple[float, float, float]:
-    """Tuned/base token-weighted loss ratio and its 95% paired-bootstrap interval over rows."""
-    pairs = [(b["nll"], t["nll"], b["tokens"]) for b, t in zip(base, tuned, strict=True)]
-    pairs = [p for p in pairs if p[2] > 0]
-    if not pairs:
-        return float("nan"), float("nan"), float("nan")
-
-    def ratio(sample: list[tuple[float, float, int]]) -> float:
-        b = sum(p[0] for p in sample)
-        return sum(p[1] for p in sample) / b if b else float("nan")
-
-    rng = random.Random(seed)
-    boots = sorted(ratio([rng.choice(pairs) for _ in pairs]) for _ in range(n_boot))
-    return ratio(pairs), boots[int(0.025 * n_boot)], boots[int(0.975 * n_boot) - 1]
+__all__ = ["loss_ratio_ci", "render", "run_report"]
 
 
 def _fmt(x: float | None, digits: int = 3) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
 
 
-def _verdict(task: str, base: dict, tuned: dict, ci: tuple[float, float, float]) -> str:
-    r, lo, hi = ci
-    if hi < 1.0:
-        word = "**tuned wins**"
-    elif lo > 1.0:
-        word = "**base wins**"
-    else:
-        word = "**no clear winner**"
-    return (
-        f"- `{task}`: {word} on held-out loss: {_fmt(tuned['loss'])} vs {_fmt(base['loss'])} "
-        f"(tuned/base {r:.2f}, 95% CI {lo:.2f}–{hi:.2f}, {base['n']} test examples); "
-        f"exact match {_fmt(tuned['exact_match'], 2)} vs {_fmt(base['exact_match'], 2)} "
+def _verdict(t: TaskResult) -> str:
+    loss = t.loss
+    assert loss is not None
+    word = {"tuned": "**tuned wins**", "base": "**base wins**"}.get(
+        loss.winner or "", "**no clear winner**"
+    )
+    base, tuned = t.summary["base"], t.summary["tuned"]
+    line = (
+        f"- `{t.task}`: {word} on held-out loss: {_fmt(tuned['loss'])} vs {_fmt(base['loss'])} "
+        f"(tuned/base {loss.effect:.2f}, 95% CI {loss.lo:.2f}–{loss.hi:.2f}, "
+        f"{base['n']} test examples); "
+        f"exact match {_fmt(tuned.get('exact_match'), 2)} vs {_fmt(base.get('exact_match'), 2)} "
         f"on {tuned.get('n_generated', 0)} generations."
     )
+    if t.winner == "mixed":
+        line += " The metrics disagree (see the table below)."
+    return line
 
 
-def render(run_dir: Path) -> str:
-    summary_path = run_dir / "eval" / "summary.json"
-    if not summary_path.is_file():
-        raise UserError(f"no evaluation at {summary_path}: run `repotune evaluate` first")
-    summary = json.loads(summary_path.read_text())
-    train = {}
-    if (run_dir / "train" / "summary.json").is_file():
-        train = json.loads((run_dir / "train" / "summary.json").read_text())
+def _favours(metric: Metric) -> str:
+    if metric.n < MIN_ROWS:
+        return f"neither (under {MIN_ROWS} rows)"
+    return metric.winner or "neither"
 
-    lines = [f"# repotune report: {summary.get('model', '?')}", "", "## Verdict", ""]
-    tables = []
-    for task, res in summary["tasks"].items():
-        base_rows = read_jsonl(run_dir / "eval" / task / "base.jsonl")
-        tuned_rows = read_jsonl(run_dir / "eval" / task / "tuned.jsonl")
-        ci = loss_ratio_ci(base_rows, tuned_rows)
-        lines.append(_verdict(task, res["base"], res["tuned"], ci))
-        tables += [
-            f"## Task `{task}`",
-            "",
-            "| model | loss | perplexity | exact match | edit similarity | n |",
-            "|---|---|---|---|---|---|",
-        ]
-        for label in ("base", "tuned"):
-            m = res[label]
-            tables.append(
-                f"| {label} | {_fmt(m['loss'])} | {_fmt(m['perplexity'], 2)} | "
-                f"{_fmt(m['exact_match'], 3)} | {_fmt(m['edit_similarity'], 3)} | {m['n']} |"
-            )
-        tables.append("")
-    lines += ["", *tables]
-    if train:
-        lines += [
-            "## Training",
-            "",
-            f"{train['steps']} steps on {train['train_examples']} examples in "
-            f"{train['seconds']:.0f} s ({train['dtype']}), final train loss "
-            f"{_fmt(train.get('train_loss'))}"
-            + ("; stopped by the time budget." if train.get("stopped_by_time_budget") else "."),
-            "",
-        ]
+
+def _task_tables(t: TaskResult) -> list[str]:
+    pass_keys = sorted({k for cols in t.pass_columns.values() for k in cols})
+    head = "| model | loss | perplexity | exact match | edit similarity | n |"
+    lines = [f"## Task `{t.task}`", "", head + "".join(f" {k} |" for k in pass_keys)]
+    lines.append("|---" * (6 + len(pass_keys)) + "|")
+    for label in ("base", "tuned"):
+        m = t.summary[label]
+        lines.append(
+            f"| {label} | {_fmt(m['loss'])} | {_fmt(m['perplexity'], 2)} | "
+            f"{_fmt(m.get('exact_match'), 3)} | {_fmt(m.get('edit_similarity'), 3)} | {m['n']} |"
+            + "".join(f" {_fmt(t.pass_columns[label].get(k), 3)} |" for k in pass_keys)
+        )
+    lines += [
+        "",
+        "| metric | tuned vs base | 95% CI | rows | favours |",
+        "|---|---|---|---|---|",
+    ]
+    for metric in t.metrics:
+        effect, _, ci = metric.effect_text().partition(" (95% CI ")
+        lines.append(
+            f"| {metric.name} | {effect} | {ci.rstrip(')')} | {metric.n} | {_favours(metric)} |"
+        )
+    if t.outcomes:
+        shown = [o for o in OUTCOMES if o in ALWAYS_SHOWN or any(c[o] for c in t.outcomes.values())]
+        lines += ["", "| outcomes | " + " | ".join(o.replace("_", " ") for o in shown) + " |"]
+        lines.append("|---" * (len(shown) + 1) + "|")
+        for label, counts in t.outcomes.items():
+            lines.append(f"| {label} | " + " | ".join(str(counts[o]) for o in shown) + " |")
+    return [*lines, ""]
+
+
+def _few(steps: list[float], keep: set[float], limit: int = 12) -> list[float]:
+    """At most ~`limit` evenly spaced steps (plus every validation step and the last one), so a
+    long run's loss table stays readable; the full curve is in the HTML plot."""
+    if len(steps) <= limit:
+        return steps
+    stride = len(steps) / limit
+    picked = {steps[int(i * stride)] for i in range(limit)} | keep | {steps[-1]}
+    return sorted(picked)
+
+
+def _training(report: Report) -> list[str]:
+    train = report.train
+    lines = [
+        "## Training",
+        "",
+        f"{train['steps']} steps on {train['train_examples']} examples in "
+        f"{train['seconds']:.0f} s ({train['dtype']}), final train loss "
+        f"{_fmt(train.get('train_loss'))}"
+        + ("; stopped by the time budget." if train.get("stopped_by_time_budget") else "."),
+        "",
+    ]
+    curves = loss_curves(report.history)
+    val = dict(curves["validation"])
+    if curves["train"] or val:
+        steps = _few(sorted({s for s, _ in curves["train"]} | set(val)), keep=set(val))
+        train_loss = dict(curves["train"])
+        lines += ["| step | train loss | validation loss |", "|---|---|---|"]
+        lines += [f"| {s:g} | {_fmt(train_loss.get(s))} | {_fmt(val.get(s))} |" for s in steps]
+        lines.append("")
+    return lines
+
+
+def render(run_dir: Path, report: Report | None = None) -> str:
+    report = report or collect(run_dir)
+    lines = [f"# repotune report: {report.model}", "", "## Verdict", "", report.verdict, ""]
+    lines += [_verdict(t) for t in report.tasks]
+    lines.append("")
+    for t in report.tasks:
+        lines += _task_tables(t)
+    if report.train:
+        lines += _training(report)
+    if (run_dir / "report.html").is_file():
+        lines += ["Plots and side-by-side examples: `report.html`.", ""]
     return "\n".join(lines)
 
 
-def run_report(run_dir: Path) -> Path:
+def run_report(run_dir: Path, report: Report | None = None) -> Path:
     out = run_dir / "report.md"
-    atomic_write_text(out, render(run_dir))
+    atomic_write_text(out, render(run_dir, report))
     return out

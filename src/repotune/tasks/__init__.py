@@ -1,43 +1,315 @@
-"""Build stage: commits.parquet -> datasets/<task>/{train,val,test}.jsonl."""
+"""Build stage: mined commits and the current tree -> datasets/<task>/{train,val,test}.jsonl.
+
+Each task module turns its source into Example-shaped rows; this module splits them (by time
+for history tasks, by file-path hash for current-code tasks, seeded for user data), drops
+val/test rows whose text also occurs in train, applies the mixture weights to train, and
+writes the files plus datasets/stats.json. History tasks are built first so the current-code
+tasks can read the tree as it was before any val/test commit (nothing from the future of a
+test example is trained on).
+"""
 
 from __future__ import annotations
 
+import random
+import sys
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from repotune.config import BuildConfig
 from repotune.errors import UserError
 from repotune.fsutil import read_jsonl, write_json, write_jsonl
-from repotune.tasks.commit import commit_examples
-from repotune.tasks.split import drop_leaks, split_by_time
+from repotune.tasks.split import (
+    SPLITS,
+    drop_leaks,
+    split_by_key,
+    split_by_time,
+    split_paths,
+    split_shuffled,
+)
+
+HISTORY_TASKS = ("commit", "repair")
+TREE_TASKS = ("fim", "explain")
 
 
-def run_build(run_dir: Path, cfg: BuildConfig) -> dict:
-    """Write one folder per task under run_dir/datasets and return per-split counts."""
-    from repotune.mine.store import read_commits
+@dataclass
+class TaskRows:
+    splits: dict[str, list[dict]]
+    dropped: Counter[str] = field(default_factory=Counter)
+    info: dict[str, Any] = field(default_factory=dict)
 
-    commits_path = run_dir / "commits.parquet"
-    if not commits_path.is_file():
-        raise UserError(f"no mined commits at {commits_path}: run `repotune mine` first")
-    commits = read_commits(commits_path)
-    labels = split_by_time([c.committer_time for c in commits], cfg.split)
+
+class BuildContext:
+    """What the task builders share, each part loaded on first use: the commits, the tree,
+    the tokenizer of the model being trained."""
+
+    def __init__(self, run_dir: Path, cfg: BuildConfig, model: str | None, say):
+        self.run_dir = Path(run_dir)
+        self.cfg = cfg
+        self._model = model
+        self.say = say
+        self.held_out_times: list[int] = []  # commit times of history val/test rows
+
+    @cached_property
+    def commits(self) -> list:
+        from repotune.mine.store import read_commits
+
+        path = self.run_dir / "commits.parquet"
+        if not path.is_file():
+            raise UserError(f"no mined commits at {path}: run `repotune mine` first")
+        return read_commits(path)
+
+    @cached_property
+    def mine_stats(self) -> dict:
+        import json
+
+        path = self.run_dir / "mine_stats.json"
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    @cached_property
+    def model_name(self) -> str:
+        """build.model, else the run's model (its config.yaml), else the embedded default."""
+        from repotune.models.registry import EMBEDDED_DEFAULT
+
+        name = self._model or self.cfg.model
+        if name is None:
+            import yaml
+
+            try:
+                saved = yaml.safe_load((self.run_dir / "config.yaml").read_text("utf-8"))
+                name = ((saved or {}).get("model") or {}).get("name")
+            except (OSError, yaml.YAMLError, AttributeError):
+                name = None
+        return name or EMBEDDED_DEFAULT
+
+    @cached_property
+    def tokenizer(self) -> Any:
+        from repotune.models.load import load_tokenizer
+
+        return load_tokenizer(self.model_name)
+
+    @cached_property
+    def snapshot(self):
+        from repotune.code.tree import read_tree
+
+        t = self.cfg.tree
+        repo = t.repo or self.mine_stats.get("repo")
+        if not repo:
+            raise UserError(
+                "fim/explain read the repository's current files: set build.tree.repo=PATH "
+                "(or run `repotune mine` into this run directory first)"
+            )
+        if not Path(repo).expanduser().exists():
+            raise UserError(f"repository {repo} not found: set build.tree.repo=PATH")
+        ref = t.ref or self._cutoff_ref()
+        snap = read_tree(
+            Path(repo).expanduser(),
+            ref,
+            include=t.include,
+            exclude=t.exclude,
+            languages=t.languages,
+            max_file_bytes=t.max_file_bytes,
+        )
+        if t.max_files is not None and len(snap.files) > t.max_files:
+            snap.skipped["over_max_files"] += len(snap.files) - t.max_files
+            keep = random.Random(self.cfg.seed).sample(snap.files, t.max_files)
+            snap.files = sorted(keep, key=lambda f: f.path)
+        self.say(f"tree: {len(snap.files)} files of {repo} at {ref} ({snap.sha[:12]})")
+        return snap
+
+    def _cutoff_ref(self) -> str:
+        """HEAD, or the newest mined commit older than every history val/test commit."""
+        if not self.held_out_times:
+            return "HEAD"
+        limit = min(self.held_out_times)
+        older = [c for c in self.commits if c.committer_time < limit]
+        return max(older, key=lambda c: c.committer_time).sha if older else "HEAD"
+
+    def fits_tokens(self, max_prompt: int | None, max_completion: int | None):
+        """A predicate for token caps in the model's tokenizer (None: no caps, no tokenizer)."""
+        if max_prompt is None and max_completion is None:
+            return None
+        tok = self.tokenizer
+
+        def fits(prompt: str, completion: str) -> bool:
+            for text, cap in ((prompt, max_prompt), (completion, max_completion)):
+                if cap is not None and len(tok(text, add_special_tokens=False)["input_ids"]) > cap:
+                    return False
+            return True
+
+        return fits
+
+
+def _empty() -> dict[str, list[dict]]:
+    return {name: [] for name in SPLITS}
+
+
+def _by_commit_time(
+    ctx: BuildContext, groups: list[tuple[Any, list[dict]]]
+) -> tuple[dict[str, list[dict]], list[str]]:
+    """Split rows grouped by commit, by commit time (all rows of a commit go together)."""
+    labels = split_by_time([c.committer_time for c, _ in groups], ctx.cfg.split)
+    splits = _empty()
+    for (commit, rows), label in zip(groups, labels, strict=True):
+        for row in rows:
+            row["meta"]["split"] = label
+            splits[label].append(row)
+        if label != "train" and rows:
+            ctx.held_out_times.append(commit.committer_time)
+    return splits, labels
+
+
+def build_commit(ctx: BuildContext) -> TaskRows:
+    """Split over all mined commits, as the stage always has (commits without rows count)."""
+    from repotune.tasks.commit import commit_examples
+
+    groups = [(c, list(commit_examples(c, ctx.cfg))) for c in ctx.commits]
+    splits, labels = _by_commit_time(ctx, groups)
+    return TaskRows(splits, info={"commits": {s: labels.count(s) for s in SPLITS}})
+
+
+def build_repair(ctx: BuildContext) -> TaskRows:
+    """Split over the commits that gave a fix, so val/test get their share of fixes. With
+    external fix sets and no mined history, the external sets alone."""
+    from repotune.tasks.repair import load_external, repair_examples
+
+    rc = ctx.cfg.repair
+    dropped: Counter[str] = Counter()
+    fits = ctx.fits_tokens(rc.max_input_tokens, rc.max_output_tokens)
+    history = ctx.commits if _has_commits(ctx) or not rc.external else []
+    groups = [(c, rows) for c in history if (rows := list(repair_examples(c, rc, dropped, fits)))]
+    splits, _ = _by_commit_time(ctx, groups)
+    for commit in load_external(rc.external):
+        for row in repair_examples(commit, rc, dropped, fits, source="external"):
+            label = rc.external_split
+            if label == "hash":
+                label = split_by_key(row["meta"]["sha"], ctx.cfg.split, ctx.cfg.seed)
+            row["meta"]["split"] = label
+            splits[label].append(row)
+    fixes = {s: len(splits[s]) for s in SPLITS}  # one fix per commit
+    return TaskRows(splits, dropped, {"commits": fixes})
+
+
+def _has_commits(ctx: BuildContext) -> bool:
+    return (ctx.run_dir / "commits.parquet").is_file()
+
+
+def _by_path(ctx: BuildContext, rows: list[dict]) -> dict[str, list[dict]]:
+    splits = _empty()
+    labels = split_paths([r["meta"]["path"] for r in rows], ctx.cfg.split, ctx.cfg.seed)
+    for row in rows:
+        label = labels[row["meta"]["path"]]
+        row["meta"]["split"] = label
+        splits[label].append(row)
+    return splits
+
+
+def build_fim(ctx: BuildContext) -> TaskRows:
+    from repotune.models.fim import fim_tokens_for
+    from repotune.tasks.fim import fim_examples
+
+    choice = ctx.cfg.fim.tokens
+    tokens = fim_tokens_for(ctx.tokenizer if choice == "auto" else None, choice, ctx.model_name)
+    note = " (reserved tokens stand in for the FIM tokens this model lacks)" if tokens.reserved else ""
+    ctx.say(f"fim: {tokens.family} tokens {' '.join(tokens.sentinels)}{note}")
+    snap = ctx.snapshot
+    dropped = Counter(snap.skipped)
+    rows = list(fim_examples(snap, ctx.cfg, tokens, dropped))
+    info = {"tree": snap.sha, "files": len(snap.files), "fim_tokens": tokens.family}
+    return TaskRows(_by_path(ctx, rows), dropped, info)
+
+
+def build_explain(ctx: BuildContext) -> TaskRows:
+    from repotune.tasks.explain import explain_examples
+
+    snap = ctx.snapshot
+    dropped = Counter(snap.skipped)
+    rows = explain_examples(snap, ctx.cfg, dropped, ctx.say)
+    return TaskRows(_by_path(ctx, rows), dropped, {"tree": snap.sha, "files": len(snap.files)})
+
+
+def build_instruct(ctx: BuildContext) -> TaskRows:
+    from repotune.tasks.instruct import instruct_examples
+
+    ic = ctx.cfg.instruct
+    tokenizer = ctx.tokenizer if ic.chat_template and ic.sources else None
+    dropped: Counter[str] = Counter()
+    rows = instruct_examples(ctx.cfg, tokenizer, dropped)
+    splits = _empty()
+    for row, label in zip(rows, split_shuffled(len(rows), ctx.cfg.split, ctx.cfg.seed)):
+        row["meta"]["split"] = label
+        splits[label].append(row)
+    return TaskRows(splits, dropped, {"records": len(rows)})
+
+
+BUILDERS: dict[str, Callable[[BuildContext], TaskRows]] = {
+    "commit": build_commit,
+    "repair": build_repair,
+    "fim": build_fim,
+    "explain": build_explain,
+    "instruct": build_instruct,
+}
+
+
+def _weighted(rows: list[dict], weight: float, seed: int) -> list[dict]:
+    """Train rows scaled by a mixture weight: whole copies, then a seeded sample for the rest."""
+    whole, part = int(weight), weight - int(weight)
+    extra = random.Random(seed).sample(rows, round(part * len(rows))) if rows else []
+    return rows * whole + extra
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_build(
+    run_dir: Path,
+    cfg: BuildConfig,
+    *,
+    model: str | None = None,
+    token_stats: bool = False,
+    say: Callable[[str], None] = _say,
+) -> dict:
+    """Write one folder per task under run_dir/datasets and return per-task stats.
+
+    `model`: whose tokenizer gives FIM tokens, chat templates and token caps (the CLI passes
+    model.name; without it build.model, then RUN/config.yaml, then the embedded default).
+    `token_stats`: also count lengths in that tokenizer's tokens (`build --stats`)."""
+    from repotune.tasks.stats import length_stats
+
+    ctx = BuildContext(Path(run_dir), cfg, model, say)
+    order = sorted(cfg.tasks, key=lambda t: t not in HISTORY_TASKS)
     stats: dict[str, dict] = {}
-    for task in cfg.tasks:
-        splits: dict[str, list[dict]] = {"train": [], "val": [], "test": []}
-        for commit, label in zip(commits, labels, strict=True):
-            for row in commit_examples(commit, cfg):
-                row["meta"]["split"] = label
-                splits[label].append(row)
-        for rows in splits.values():
-            rows.sort(key=lambda r: (r["meta"]["time"], r["id"]))
-        leaks = drop_leaks(splits)
+    for task in order:
+        built = BUILDERS[task](ctx)
+        for rows in built.splits.values():
+            rows.sort(key=lambda r: (r["meta"].get("time") or 0, r["id"]))
+        leaks = drop_leaks(built.splits)
+        before_mix = len(built.splits["train"])
+        weight = cfg.mixture.get(task, 1.0)
+        if weight != 1.0:
+            built.splits["train"] = _weighted(built.splits["train"], weight, cfg.seed)
         out = run_dir / "datasets" / task
-        for name, rows in splits.items():
-            write_jsonl(out / f"{name}.jsonl", rows)
+        for name in SPLITS:
+            write_jsonl(out / f"{name}.jsonl", built.splits[name])
+        needs_tokens = token_stats or "tokenizer" in ctx.__dict__
         stats[task] = {
-            "commits": {s: labels.count(s) for s in ("train", "val", "test")},
-            "examples": {s: len(r) for s, r in splits.items()},
+            "commits": {},  # history tasks: commits per split (the CLI prints it)
+            **built.info,
+            "examples": {s: len(built.splits[s]) for s in SPLITS},
             "dropped_as_leaks": leaks,
+            "dropped": dict(sorted(built.dropped.items())),
+            "lengths": length_stats(built.splits, ctx.tokenizer if needs_tokens else None),
         }
+        if weight != 1.0:
+            stats[task]["mixture"] = {"weight": weight, "train_before": before_mix}
+    stats = {task: stats[task] for task in cfg.tasks}
     write_json(run_dir / "datasets" / "stats.json", stats)
     return stats
 

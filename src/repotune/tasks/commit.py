@@ -1,16 +1,27 @@
-"""The `commit` task: commit message + the code before a change -> the diff of that change.
+"""The `commit` task: commit message + the code before a change -> that change.
 
-One example per hunk, Alpaca-shaped (instruction = message, input = code before, output =
-diff lines), which is what people build by hand from `git log -p`. A hunk keeps git's
-' '/'-'/'+' prefixes so the completion is a diff a user can read and apply.
+Three representations (`build.commit.representation`):
+
+- `diff` (default): one example per hunk, Alpaca-shaped (instruction = message, input = code
+  before, output = diff lines), what people build by hand from `git log -p`. A hunk keeps git's
+  ' '/'-'/'+' prefixes so the completion is a diff a user can read and apply.
+- `functions`: one example per changed function: the function before -> the function after.
+- `tokens`: one example per hunk as cregit-style token streams (`kind|text` per line): the
+  tokens before -> the token diff (`-`/`+` per token, a few unchanged tokens around).
+
+`natural_language` wraps any of them in "There is an issue in the following code. It relates
+to: <message>. Please fix this issue." -> "I corrected the issue by changing ...".
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+from repotune.code.functions import split_lines
+from repotune.code.tokens import token_diff, token_stream
 from repotune.config import BuildConfig
 from repotune.records import Commit, FileChange, Hunk
+from repotune.tasks.changes import changed_functions
 
 PROMPT_TEMPLATE = """### Instruction:
 {message}
@@ -20,6 +31,31 @@ PROMPT_TEMPLATE = """### Instruction:
 {code}
 ### Diff:
 """
+FUNCTION_TEMPLATE = """### Instruction:
+{message}
+
+### File: {path}
+### Function before:
+{code}
+### Function after:
+"""
+TOKENS_TEMPLATE = """### Instruction:
+{message}
+
+### File: {path}
+### Tokens before:
+{code}
+### Token changes:
+"""
+NATURAL_TEMPLATE = (
+    "There is an issue in the following code. It relates to: {message}. Please fix this issue."
+    "\n\n### File: {path}\n{code}"
+)
+NATURAL_ANSWER = {
+    "diff": "I corrected the issue by changing the following lines:\n",
+    "functions": "I corrected the issue by changing the function to:\n",
+    "tokens": "I corrected the issue by changing the following tokens:\n",
+}
 
 
 def _subject_and_body(message: str) -> str:
@@ -45,34 +81,82 @@ def hunk_completion(hunk: Hunk) -> str:
 
 
 def commit_examples(commit: Commit, cfg: BuildConfig) -> Iterator[dict]:
-    """Yield example dicts (Example fields) for every text hunk of `commit` that fits the caps."""
+    """Yield example dicts (Example fields) for `commit` in the configured representation,
+    skipping those over the character caps."""
     message = _subject_and_body(commit.message)
     if not message:
         return
+    rep = cfg.commit.representation
+    units = {"diff": _diff_units, "functions": _function_units, "tokens": _token_units}[rep]
     for change in commit.files:
         if change.skip_reason or not change.hunks:
             continue
-        for i, hunk in enumerate(change.hunks):
-            if not any(ln[:1] in "+-" for ln in hunk.lines):
-                continue
-            prompt = PROMPT_TEMPLATE.format(
-                message=message,
-                path=change.path,
-                code=_code_before(change, hunk, cfg.input_context),
-            )
-            completion = hunk_completion(hunk)
+        for key, code, completion in units(change, cfg):
+            if cfg.commit.natural_language:
+                subject = message.rstrip(" .\n")
+                prompt = NATURAL_TEMPLATE.format(message=subject, path=change.path, code=code)
+                completion = NATURAL_ANSWER[rep] + completion
+            else:
+                template = {
+                    "diff": PROMPT_TEMPLATE,
+                    "functions": FUNCTION_TEMPLATE,
+                    "tokens": TOKENS_TEMPLATE,
+                }[rep]
+                prompt = template.format(message=message, path=change.path, code=code)
             if len(prompt) > cfg.max_prompt_chars or len(completion) > cfg.max_completion_chars:
                 continue
+            meta = {
+                "sha": commit.sha,
+                "path": change.path,
+                "time": commit.committer_time,
+                "language": change.language,
+            }
             yield {
-                "id": f"{commit.sha[:12]}:{change.path}:{i}",
+                "id": f"{commit.sha[:12]}:{change.path}:{key}",
                 "task": "commit",
                 "prompt": prompt,
                 "completion": completion,
-                "meta": {
-                    "sha": commit.sha,
-                    "path": change.path,
-                    "time": commit.committer_time,
-                    "language": change.language,
-                    "hunk": i,
-                },
+                "meta": {**meta, **({"hunk": key} if isinstance(key, int) else {"unit": key})},
             }
+
+
+def _changed_hunks(change: FileChange) -> Iterator[tuple[int, Hunk]]:
+    for i, hunk in enumerate(change.hunks):
+        if any(ln[:1] in "+-" for ln in hunk.lines):
+            yield i, hunk
+
+
+def _diff_units(change: FileChange, cfg: BuildConfig) -> Iterator[tuple[int | str, str, str]]:
+    for i, hunk in _changed_hunks(change):
+        yield i, _code_before(change, hunk, cfg.input_context), hunk_completion(hunk)
+
+
+def _function_units(change: FileChange, cfg: BuildConfig) -> Iterator[tuple[int | str, str, str]]:
+    found = changed_functions(change)
+    if found is None:
+        return
+    before, after = split_lines(change.before or ""), split_lines(change.after or "")
+    for pair in found.pairs:
+        old = "\n".join(before[pair.old.start : pair.old.end + 1]) + "\n"
+        new = "\n".join(after[pair.new.start : pair.new.end + 1]) + "\n"
+        yield f"{pair.old.name or 'fn'}@{pair.old.start + 1}", old, new
+
+
+def _token_units(change: FileChange, cfg: BuildConfig) -> Iterator[tuple[int | str, str, str]]:
+    """The hunk's region of both versions (plus context lines), as token streams."""
+    if change.before is None or change.after is None:
+        return
+    ctx = cfg.input_context
+    for i, hunk in _changed_hunks(change):
+        old = _region(hunk.old_start, hunk.old_lines, ctx)
+        new = _region(hunk.new_start, hunk.new_lines, ctx)
+        before = token_stream(change.before, change.language, old)
+        after = token_stream(change.after, change.language, new)
+        changes = token_diff(before, after, cfg.commit.token_context)
+        if changes:
+            yield i, "\n".join(before) + "\n", "\n".join(changes) + "\n"
+
+
+def _region(start: int, count: int, context: int) -> tuple[int, int]:
+    first = (start - 1 if count > 0 else start) - context
+    return max(first, 0), start - 1 + count - 1 + context if count > 0 else start - 1 + context

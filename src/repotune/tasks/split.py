@@ -1,10 +1,16 @@
-"""Time-ordered splits: the model is tested on the newest commits, never on code whose future
-it saw in training. Test/val rows whose text also occurs in train are dropped (leakage)."""
+"""Splits. History tasks split by time: the model is tested on the newest commits, never on code
+whose future it saw in training. Current-code tasks split by a hash of the file path, so every
+example cut from one file lands in the same split. Val/test rows whose normalised text also
+occurs in train are dropped (leakage) and counted."""
 
 from __future__ import annotations
 
 import hashlib
+import random
+import re
 from collections.abc import Sequence
+
+SPLITS = ("train", "val", "test")
 
 
 def split_by_time(times: Sequence[int], fractions: tuple[float, float, float]) -> list[str]:
@@ -27,9 +33,53 @@ def split_by_time(times: Sequence[int], fractions: tuple[float, float, float]) -
     return labels
 
 
+def _hash01(key: str, seed: int) -> float:
+    digest = hashlib.sha256(f"{seed}\x00{key}".encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def split_by_key(key: str, fractions: tuple[float, float, float], seed: int = 0) -> str:
+    """'train'/'val'/'test' from a stable hash of `key` (a file path, an external bug id)."""
+    u = _hash01(key, seed)
+    total = sum(fractions)
+    if u < fractions[0] / total:
+        return "train"
+    return "val" if u < (fractions[0] + fractions[1]) / total else "test"
+
+
+def split_paths(
+    paths: Sequence[str], fractions: tuple[float, float, float], seed: int = 0
+) -> dict[str, str]:
+    """Labels per path from its hash. A path keeps its label as files come and go; only when
+    that leaves a wanted split empty (a handful of files) are the paths ranked by hash and cut
+    like `split_by_time` cuts commits, so every split gets one once there are three."""
+    unique = sorted(set(paths))
+    labels = {p: split_by_key(p, fractions, seed) for p in unique}
+    wanted = {name for name, f in zip(SPLITS, fractions, strict=True) if f > 0}
+    if len(unique) >= 3 and not wanted <= set(labels.values()):
+        ranked = sorted(unique, key=lambda p: _hash01(p, seed))
+        cut = split_by_time(list(range(len(ranked))), fractions)
+        labels = dict(zip(ranked, cut, strict=True))
+    return labels
+
+
+def split_shuffled(n: int, fractions: tuple[float, float, float], seed: int = 0) -> list[str]:
+    """Labels for n rows in a seeded random order (user data with no time or path)."""
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    ranked = split_by_time(order, fractions)  # rank in the shuffled order acts as the time
+    return ranked
+
+
+_SPACE = re.compile(r"\s+")
+
+
 def _key(row: dict) -> str:
-    text = row["prompt"] + "\x00" + row["completion"]
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """Rows that differ only in whitespace are the same example."""
+    text = (
+        _SPACE.sub(" ", row["prompt"]).strip() + "\x00" + _SPACE.sub(" ", row["completion"]).strip()
+    )
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def drop_leaks(splits: dict[str, list[dict]]) -> dict[str, int]:

@@ -122,12 +122,20 @@ def run_train(
         dataloader_num_workers=0,
         gradient_checkpointing=cfg.gradient_checkpointing,
     )
+    # FIM on a model without FIM tokens: the build wrote reserved tokens (<unusedN>,
+    # <|reserved_special_token_N|>) as the sentinels. Their embeddings were never trained, so
+    # those rows train too where the embeddings are untied (PEFT trainable tokens, saved in the
+    # adapter; no resize, so the base tokenizer stays valid). See models/fim.py.
+    from repotune.models.fim import trainable_fim_ids
+
+    fim_ids = trainable_fim_ids(tokenizer, train_rows, model)
     peft_cfg = LoraConfig(
         r=cfg.lora_r,
         lora_alpha=cfg.lora_alpha,
         lora_dropout=cfg.lora_dropout,
         target_modules=cfg.target_modules,
         task_type="CAUSAL_LM",
+        trainable_token_indices=fim_ids or None,
     )
     budget = TimeBudget(cfg.max_minutes)
     trainer = SFTTrainer(

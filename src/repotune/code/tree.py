@@ -1,0 +1,108 @@
+"""Source files of a git tree (HEAD by default), for the tasks that learn from the current code
+rather than its history (fill-in-the-middle, explanations).
+
+Read from git objects with pygit2, never from the work tree: uncommitted edits, ignored build
+outputs and the user's checkout stay out of it. Text is scrubbed of secrets the way the mine
+stage scrubs commits, since it may be sent to a teacher model.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from repotune.code.languages import language_for_path
+from repotune.errors import UserError
+
+_SYMLINK = 0o120000
+# Minified or generated text: one enormous line teaches nothing and wrecks every length cap.
+_MAX_LINE_CHARS = 1000
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: str
+    language: str | None
+    text: str
+
+
+@dataclass
+class Snapshot:
+    """The files kept from one commit's tree, and how many were skipped and why."""
+
+    sha: str
+    time: int
+    files: list[SourceFile] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+def read_tree(
+    repo_path: str | Path,
+    ref: str = "HEAD",
+    *,
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    languages: list[str] | None = None,
+    max_file_bytes: int = 200_000,
+    scrub_secrets: bool = True,
+) -> Snapshot:
+    """Text files of `ref`'s tree that pass the path and language filters, sorted by path."""
+    import pygit2
+
+    from repotune.mine.secrets import Scrubber
+    from repotune.mine.select import path_filter
+
+    try:
+        repo = pygit2.Repository(str(repo_path))
+    except (pygit2.GitError, KeyError):
+        raise UserError(f"not a git repository: {repo_path}") from None
+    try:
+        commit = repo.revparse_single(ref).peel(pygit2.Commit)
+    except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+        raise UserError(f"{repo_path}: unknown revision '{ref}'") from None
+    keep = path_filter(include or [], exclude or [])
+    wanted = set(languages or [])
+    scrubber = Scrubber() if scrub_secrets else None
+    snap = Snapshot(sha=str(commit.id), time=commit.commit_time)
+    for path, entry in _blobs(repo, commit.tree, ""):
+        language = language_for_path(path)
+        if not keep(path) or (wanted and language not in wanted):
+            continue
+        reason, text = _text(repo, entry, max_file_bytes)
+        if reason is None and text is not None and scrubber is not None:
+            text, _ = scrubber.text(text, path)
+        if reason is not None or text is None:
+            snap.skipped[reason or "empty"] += 1
+            continue
+        snap.files.append(SourceFile(path, language, text))
+    snap.files.sort(key=lambda f: f.path)
+    return snap
+
+
+def _blobs(repo, tree, prefix: str) -> Iterator[tuple[str, object]]:
+    for entry in tree:
+        path = f"{prefix}{entry.name}"
+        if entry.type_str == "tree":
+            yield from _blobs(repo, repo[entry.id], path + "/")
+        elif entry.type_str == "blob" and entry.filemode != _SYMLINK:
+            yield path, entry
+
+
+def _text(repo, entry, max_bytes: int) -> tuple[str | None, str | None]:
+    blob = repo[entry.id]
+    if blob.size > max_bytes:
+        return "too_large", None
+    if blob.is_binary:
+        return "binary", None
+    try:
+        text = blob.data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not_utf8", None
+    if not text.strip():
+        return "empty", None
+    text = text.replace("\r\n", "\n")
+    if max(len(line) for line in text.split("\n")) > _MAX_LINE_CHARS:
+        return "minified", None
+    return None, text

@@ -1,0 +1,73 @@
+"""Which models to compare, and where comparisons land: `eval/summary.json`, one section per
+benchmark (`tasks` from held-out splits, `bugs`, `humaneval`) so the report reads one file."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from repotune.config import EvalExecConfig, ModelConfig
+from repotune.errors import UserError
+from repotune.fsutil import write_json
+from repotune.infer.backends import Backend, open_backend
+
+
+@dataclass(frozen=True)
+class Contender:
+    label: str  # "base", "tuned", or the spec as given
+    spec: str  # what open_backend takes
+    adapter: str | None = None
+
+
+def contenders(specs: list[str] | None, run_dir: Path, model_cfg: ModelConfig) -> list[Contender]:
+    """`base` = the run's model, `tuned` = it with RUN/adapter; anything else (a model folder,
+    hub id, `openai:NAME`) is taken as given. Default: base, plus tuned when trained."""
+    adapter = run_dir / "adapter"
+    trained = (adapter / "adapter_config.json").is_file()
+    if not specs:
+        specs = ["base", "tuned"] if trained else ["base"]
+    out = []
+    for spec in dict.fromkeys(specs):
+        if spec == "base":
+            out.append(Contender("base", model_cfg.name))
+        elif spec == "tuned":
+            if not trained:
+                raise UserError(f"no adapter at {adapter}: run `repotune train` first")
+            out.append(Contender("tuned", model_cfg.name, str(adapter)))
+        else:
+            out.append(Contender(spec, spec))
+    return out
+
+
+def open_contender(c: Contender, cfg: EvalExecConfig, dtype: str) -> Backend:
+    return open_backend(
+        c.spec,
+        adapter=c.adapter,
+        kind=cfg.backend,
+        dtype=dtype,
+        batch_size=cfg.batch_size,
+        max_prompt_tokens=cfg.max_prompt_tokens,
+        name=c.label,
+    )
+
+
+def file_label(label: str) -> str:
+    """A model label as a file name: `openai:gpt-4o` -> `openai_gpt-4o`."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "model"
+
+
+def update_summary(run_dir: Path, section: str, data: dict) -> dict:
+    """Set one section of eval/summary.json, keeping the others."""
+    path = run_dir / "eval" / "summary.json"
+    summary: dict = {}
+    if path.is_file():
+        try:
+            summary = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            summary = {}
+    summary.setdefault("tasks", {})
+    summary[section] = data
+    write_json(path, summary)
+    return summary

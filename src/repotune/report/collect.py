@@ -1,0 +1,283 @@
+"""Read a run directory into one `Report`: the numbers both report.md and report.html show.
+
+Computing them once, here, is what keeps the Markdown and the HTML report in agreement.
+Everything optional (training history, execution outcomes, the test prompts) is shown when its
+file or field is there and left out otherwise, so a partial run still gets a report.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from repotune.errors import UserError
+from repotune.fsutil import read_jsonl
+from repotune.report.stats import loss_ratio_ci, mean_diff_ci, pass_at_k
+
+MODELS = ("base", "tuned")
+# Candidate outcomes (records.Candidate), in the order a chart stacks them: worst to best.
+OUTCOMES = ("error", "timeout", "applied", "compile_error", "test_fail", "test_pass")
+ALWAYS_SHOWN = ("compile_error", "test_fail", "test_pass")
+# Fewer paired rows than this never decide a winner: below 6, even "every row better" is not
+# significant at 5% (two-sided sign test: 2/2^5 = 0.06), while a bootstrap over so few rows
+# still draws a tight, misleading interval.
+MIN_ROWS = 6
+
+
+@dataclass
+class Metric:
+    """One base-vs-tuned comparison: a ratio (loss) or a difference (rates, similarities)."""
+
+    name: str
+    base: float | None
+    tuned: float | None
+    effect: float  # tuned/base for a ratio, tuned - base for a difference
+    lo: float
+    hi: float
+    kind: str  # "ratio" | "diff"
+    higher_is_better: bool
+    n: int  # paired rows behind the interval
+
+    @property
+    def winner(self) -> str | None:
+        """The model the 95% interval favours, or None when it covers "no difference"."""
+        null = 1.0 if self.kind == "ratio" else 0.0
+        if self.n < MIN_ROWS or math.isnan(self.lo) or self.lo <= null <= self.hi:
+            return None
+        tuned_higher = self.lo > null
+        return "tuned" if tuned_higher == self.higher_is_better else "base"
+
+    def scaled(self) -> tuple[float, float, float]:
+        """Effect and interval on one scale: % change for a ratio, points (x100) for a diff."""
+        if self.kind == "ratio":
+            return (self.effect - 1) * 100, (self.lo - 1) * 100, (self.hi - 1) * 100
+        return self.effect * 100, self.lo * 100, self.hi * 100
+
+    def effect_text(self) -> str:
+        """E.g. "−23% (95% CI −30% to −15%)" for a ratio, "+0.125 (95% CI …)" for a diff."""
+        if self.kind == "ratio":
+            e, lo, hi = self.scaled()
+            return f"{signed(e, 0)}% (95% CI {signed(lo, 0)}% to {signed(hi, 0)}%)"
+        return f"{signed(self.effect, 3)} (95% CI {signed(self.lo, 3)} to {signed(self.hi, 3)})"
+
+
+def signed(x: float, digits: int) -> str:
+    """A number with its sign always shown and a real minus sign, as effect sizes read best."""
+    if math.isnan(x):
+        return "–"
+    text = f"{x:+.{digits}f}"
+    return text.replace("-", "\u2212") if text.strip("+-0.") else text.replace("-", "+")
+
+
+@dataclass
+class Example:
+    """One test row both models generated for, with the texts a reader compares."""
+
+    id: str
+    prompt: str
+    reference: str
+    base: str
+    tuned: str
+    language: str | None
+    scores: dict[str, dict[str, float]]  # model -> {"exact_match": .., "edit_similarity": ..}
+
+
+@dataclass
+class TaskResult:
+    task: str
+    summary: dict[str, dict]  # model -> eval summary metrics
+    metrics: list[Metric]
+    pass_columns: dict[str, dict[str, float]]  # model -> {"pass@1": ..}
+    outcomes: dict[str, Counter] | None  # model -> outcome counts, when rows carry them
+    examples: list[Example] = field(default_factory=list)
+
+    @property
+    def loss(self) -> Metric | None:
+        return next((m for m in self.metrics if m.name == "loss"), None)
+
+    @property
+    def winner(self) -> str | None:
+        """The model every decisive metric favours; "mixed" when they disagree."""
+        winners = {m.winner for m in self.metrics} - {None}
+        if len(winners) > 1:
+            return "mixed"
+        return winners.pop() if winners else None
+
+
+@dataclass
+class Report:
+    model: str
+    tasks: list[TaskResult]
+    train: dict
+    history: list[dict]
+
+    @property
+    def verdict(self) -> str:
+        """One sentence a reader can act on: ship the tuned model or not, and where."""
+        by = {w: [t.task for t in self.tasks if t.winner == w] for w in ("tuned", "base", "mixed")}
+        names = {w: ", ".join(f"`{t}`" for t in ts) for w, ts in by.items()}
+        if by["base"]:
+            return f"Keep the base model for {names['base']}: it beats the tuned model there."
+        if by["tuned"] and len(by["tuned"]) == len(self.tasks):
+            return f"Ship the tuned model: it beats the base on {names['tuned']}."
+        if by["tuned"]:
+            rest = [t.task for t in self.tasks if t.winner != "tuned"]
+            return (
+                f"Ship the tuned model for {names['tuned']}; "
+                f"no clear difference on {', '.join(f'`{t}`' for t in rest)}."
+            )
+        if by["mixed"]:
+            return (
+                f"Mixed evidence on {names['mixed']}: the metrics disagree; read the examples "
+                "before deciding."
+            )
+        if all(m.n < MIN_ROWS for t in self.tasks for m in t.metrics):
+            return (
+                f"Too few test examples to call a winner (fewer than {MIN_ROWS} per metric): "
+                "mine more commits or raise evaluate.max_examples / evaluate.generate_examples."
+            )
+        return (
+            "No clear winner: every difference is within noise. Evaluate more test examples "
+            "(evaluate.max_examples, evaluate.generate_examples) or train longer."
+        )
+
+
+def collect(run_dir: Path, max_examples: int = 6) -> Report:
+    """Everything the report shows, computed from the files of one run directory."""
+    summary_path = run_dir / "eval" / "summary.json"
+    if not summary_path.is_file():
+        raise UserError(f"no evaluation at {summary_path}: run `repotune evaluate` first")
+    summary = json.loads(summary_path.read_text())
+    tasks = [
+        _task_result(run_dir, task, res, max_examples) for task, res in summary["tasks"].items()
+    ]
+    return Report(
+        model=summary.get("model", "?"),
+        tasks=tasks,
+        train=_read_json(run_dir / "train" / "summary.json", {}),
+        history=_read_json(run_dir / "train" / "log_history.json", []),
+    )
+
+
+def _read_json(path: Path, default):
+    return json.loads(path.read_text()) if path.is_file() else default
+
+
+def _task_result(run_dir: Path, task: str, res: dict, max_examples: int) -> TaskResult:
+    rows = {m: read_jsonl(run_dir / "eval" / task / f"{m}.jsonl") for m in MODELS}
+    base, tuned = rows["base"], rows["tuned"]
+    if [r["id"] for r in base] != [r["id"] for r in tuned]:
+        raise UserError(f"eval/{task}: base and tuned rows differ; re-run `repotune evaluate`")
+    r, lo, hi = loss_ratio_ci(base, tuned)
+    metrics = [
+        Metric("loss", res["base"]["loss"], res["tuned"]["loss"], r, lo, hi, "ratio", False,
+               sum(1 for b in base if b["tokens"] > 0)),
+    ]  # fmt: skip
+    for key in ("exact_match", "edit_similarity"):
+        paired = [(b[key], t[key]) for b, t in zip(base, tuned) if key in b and key in t]
+        if paired:
+            d, dlo, dhi = mean_diff_ci([float(b) for b, _ in paired], [float(t) for _, t in paired])
+            metrics.append(
+                Metric(key.replace("_", " "), res["base"].get(key), res["tuned"].get(key),
+                       d, dlo, dhi, "diff", True, len(paired))
+            )  # fmt: skip
+    pass_name = "plausible" if task == "repair" else "pass"
+    pass_columns = {m: _pass_columns(res[m], rows[m], pass_name) for m in MODELS}
+    paired = [(_pass1(b), _pass1(t)) for b, t in zip(base, tuned)]
+    paired = [(b, t) for b, t in paired if b is not None and t is not None]
+    if paired:
+        d, dlo, dhi = mean_diff_ci([b for b, _ in paired], [t for _, t in paired])
+        metrics.append(
+            Metric(f"{pass_name}@1", pass_columns["base"].get(f"{pass_name}@1"),
+                   pass_columns["tuned"].get(f"{pass_name}@1"), d, dlo, dhi, "diff", True,
+                   len(paired))
+        )  # fmt: skip
+    outcomes = {m: Counter(o for row in rows[m] for o in _outcomes(row)) for m in MODELS}
+    return TaskResult(
+        task=task,
+        summary=res,
+        metrics=metrics,
+        pass_columns=pass_columns,
+        outcomes=outcomes if any(outcomes.values()) else None,
+        examples=_examples(run_dir, task, base, tuned, max_examples),
+    )
+
+
+def _outcomes(row: dict) -> list[str]:
+    """A row's validated outcomes: one `outcome`, or `outcomes` for n candidates."""
+    if isinstance(row.get("outcomes"), list):
+        return [str(o) for o in row["outcomes"]]
+    return [str(row["outcome"])] if row.get("outcome") else []
+
+
+def _pass1(row: dict) -> float | None:
+    outs = _outcomes(row)
+    return sum(o == "test_pass" for o in outs) / len(outs) if outs else None
+
+
+def _pass_columns(summary: dict, rows: list[dict], name: str) -> dict[str, float]:
+    """pass@k / plausible@k: taken from the eval summary when evaluate wrote them, else
+    computed from row outcomes with the unbiased estimator for each k the rows allow."""
+    given = {k: v for k, v in summary.items() if k.split("@")[0] in ("pass", "plausible")}
+    if given:
+        return {k: float(v) for k, v in given.items() if v is not None}
+    per_row = [_outcomes(r) for r in rows]
+    per_row = [o for o in per_row if o]
+    out: dict[str, float] = {}
+    for k in (1, 5, 10):
+        eligible = [o for o in per_row if len(o) >= k]
+        if eligible:
+            scores = [pass_at_k(len(o), sum(x == "test_pass" for x in o), k) for o in eligible]
+            out[f"{name}@{k}"] = sum(scores) / len(scores)
+    return out
+
+
+def _examples(
+    run_dir: Path, task: str, base: list[dict], tuned: list[dict], limit: int
+) -> list[Example]:
+    """Rows both models generated for, where they differ most first: the telling ones."""
+    both = [(b, t) for b, t in zip(base, tuned) if "generation" in b and "generation" in t]
+    if not both or limit <= 0:
+        return []
+    test_path = run_dir / "datasets" / task / "test.jsonl"
+    source = {r["id"]: r for r in read_jsonl(test_path)} if test_path.is_file() else {}
+
+    def gap(pair: tuple[dict, dict]) -> float:
+        return abs(pair[1].get("edit_similarity", 0.0) - pair[0].get("edit_similarity", 0.0))
+
+    chosen = sorted(both, key=gap, reverse=True)[:limit]
+    out = []
+    for b, t in chosen:
+        src = source.get(b["id"], {})
+        out.append(
+            Example(
+                id=b["id"],
+                prompt=src.get("prompt", "(prompt not found in datasets/)"),
+                reference=src.get("completion", b.get("reference", "")),
+                base=b["generation"],
+                tuned=t["generation"],
+                language=(src.get("meta") or {}).get("language"),
+                scores={
+                    m: {k: float(r[k]) for k in ("exact_match", "edit_similarity") if k in r}
+                    for m, r in (("base", b), ("tuned", t))
+                },
+            )
+        )
+    return out
+
+
+def loss_curves(history: list[dict]) -> dict[str, list[tuple[float, float]]]:
+    """(step, value) series for training and validation loss from trainer.state.log_history."""
+    series: dict[str, list[tuple[float, float]]] = {"train": [], "validation": []}
+    for entry in history:
+        step = entry.get("step")
+        if step is None:
+            continue
+        if "loss" in entry:
+            series["train"].append((step, float(entry["loss"])))
+        if "eval_loss" in entry:
+            series["validation"].append((step, float(entry["eval_loss"])))
+    return series

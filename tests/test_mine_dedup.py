@@ -1,0 +1,91 @@
+"""The same change made twice is kept once (the oldest copy), exactly or nearly the same."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_mine import GitRepo, lines, mine
+
+from repotune.mine.dedup import Deduper, signature
+
+
+def change(path: str, *hunk_lines: str, skip: str | None = None) -> dict:
+    hunk = {"lines": list(hunk_lines)}
+    return {"new_path": path, "old_path": path, "skip_reason": skip, "hunks": [hunk]}
+
+
+def test_signature_ignores_context_and_whitespace_not_paths() -> None:
+    a = signature([change("a.py", " ctx", "-x = 1", "+x  =  2")])
+    b = signature([change("a.py", " other context", "-x = 1", "+x = 2")])
+    c = signature([change("b.py", " ctx", "-x = 1", "+x = 2")])
+    assert a == b and a[0] != c[0]
+    assert signature([change("a.py", " only context")]) == (None, None)
+    assert signature([change("a.png", "+x", skip="binary")]) == (None, None)
+    assert signature([change("a.py", "+x")], near=False)[1] is None
+
+
+def test_deduper_keeps_the_first_copy() -> None:
+    base = [f"+line {i}" for i in range(40)]
+    one = signature([change("a.py", *base)])
+    near = signature([change("a.py", *base[:-1], "+line 39 changed")])
+    other = signature([change("a.py", *[f"+other {i}" for i in range(40)])])
+    d = Deduper("near", 0.85)
+    assert [d.check(i, *sig) for i, sig in enumerate([one, one, near, other, (None, None)])] == [
+        None,
+        "duplicate",
+        "near_duplicate",
+        None,
+        None,
+    ]
+    exact = Deduper("exact", 0.85)
+    assert [exact.check(i, *sig) for i, sig in enumerate([one, one, near])] == [
+        None,
+        "duplicate",
+        None,
+    ]
+    off = Deduper("off", 0.85)
+    assert off.check(0, *one) is None and off.check(1, *one) is None
+
+
+@pytest.fixture(scope="module")
+def copies(tmp_path_factory: pytest.TempPathFactory) -> tuple[GitRepo, dict[str, str]]:
+    """A block added, removed, added again (a copy), removed again, then added with one line
+    adapted (a near copy)."""
+    r = GitRepo(tmp_path_factory.mktemp("copies") / "repo")
+    block = lines(40, "setting =")
+    s = {"root": r.commit("Start", {"conf.py": "# settings\n"})}
+    s["add"] = r.commit("Add the settings block", {"conf.py": "# settings\n" + block})
+    s["drop"] = r.commit("Drop the settings block", {"conf.py": "# settings\n"})
+    s["again"] = r.commit("Restore the settings block", {"conf.py": "# settings\n" + block})
+    s["drop2"] = r.commit("Drop it once more", {"conf.py": "# settings\n"})
+    adapted = block.replace("setting = 39", "setting = 39  # adapted")
+    s["near"] = r.commit("Bring the block back, adapted", {"conf.py": "# settings\n" + adapted})
+    s["other"] = r.commit("Add another file", {"other.py": lines(5, "o =")})
+    return r, s
+
+
+def test_duplicate_commits_dropped_and_counted(copies: tuple[GitRepo, dict[str, str]]) -> None:
+    repo, s = copies
+    commits, dropped = mine(repo, max_changed_lines=None)
+    assert [c.sha for c in commits] == [s["other"], s["drop"], s["add"], s["root"]]
+    assert dropped == {"duplicate": 2, "near_duplicate": 1}
+    commits, dropped = mine(repo, max_changed_lines=None, dedup="exact")
+    assert s["near"] in {c.sha for c in commits} and dropped == {"duplicate": 2}
+    commits, dropped = mine(repo, max_changed_lines=None, dedup="off")
+    assert len(commits) == 7 and dropped == {}
+
+
+def test_run_mine_dedups_across_shards(
+    tmp_path: Path, copies: tuple[GitRepo, dict[str, str]]
+) -> None:
+    from repotune.config import MineConfig
+    from repotune.mine import read_commits, run_mine
+
+    repo, s = copies
+    cfg = MineConfig(max_changed_lines=None, shard_size=2, workers=1)
+    stats = run_mine(repo.path, tmp_path / "run", cfg)
+    assert stats["shards"] == 4
+    assert stats["dropped"] == {"duplicate": 2, "near_duplicate": 1}
+    kept = [c.sha for c in read_commits(tmp_path / "run" / "commits.parquet")]
+    assert kept == [s["other"], s["drop"], s["add"], s["root"]]

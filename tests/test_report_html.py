@@ -1,0 +1,227 @@
+"""report.html from a real run (tiny model), and in a real browser: headless Chromium opens
+it, and the verdict, the tables and every plot must render; a screenshot is kept."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from gitrepo import make_history
+
+from repotune.fsutil import read_jsonl, write_jsonl
+from repotune.report.collect import collect
+from repotune.report.html import run_html_report
+from repotune.report.markdown import run_report
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
+# Injected into a copy of the report: what the page actually rendered, written into the DOM
+# so `--dump-dom` carries it out of the browser.
+PROBE = """<script>
+window.addEventListener("load", () => {
+  const imgs = [...document.querySelectorAll("img")].map(i => ({
+    alt: i.alt, complete: i.complete, w: i.naturalWidth, h: i.naturalHeight,
+    shown: i.getBoundingClientRect().width }));
+  const tables = [...document.querySelectorAll("table")].map(t => ({
+    cls: t.className, rows: t.rows.length, shown: t.getBoundingClientRect().height }));
+  const verdict = document.querySelector("#verdict");
+  const out = document.createElement("pre");
+  out.id = "probe";
+  out.textContent = JSON.stringify({
+    verdict: verdict ? verdict.innerText : "",
+    verdictHeight: verdict ? verdict.getBoundingClientRect().height : 0,
+    tables, imgs,
+    highlighted: document.querySelectorAll(".hl span").length,
+    examples: document.querySelectorAll(".example").length });
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory, tiny_model) -> Path:
+    """A run directory written by the real pipeline: mine, build, train, evaluate."""
+    from repotune.config import load_config
+    from repotune.pipeline import run_all
+
+    tmp = tmp_path_factory.mktemp("report-run")
+    repo = make_history(tmp / "repo", n_commits=20)
+    cfg = load_config(
+        None,
+        [
+            f"model.name={tiny_model}",
+            "model.dtype=float32",
+            "train.max_steps=12",
+            "train.batch_size=2",
+            "train.learning_rate=5e-3",
+            "train.logging_steps=2",
+            "train.eval_steps=4",
+            "evaluate.generate_examples=4",
+            "evaluate.max_new_tokens=16",
+        ],
+    )
+    out = tmp / "run"
+    run_all(repo, out, cfg, say=lambda _: None)
+    return out
+
+
+def _with_outcomes(run: Path, dest: Path) -> Path:
+    """A copy of `run` whose generated rows carry execution outcomes, as a validating
+    evaluation writes them: the tuned model passes more often."""
+    shutil.copytree(run, dest)
+    cycle = {"base": ["compile_error", "test_fail", "test_fail", "test_pass"],
+             "tuned": ["test_pass", "test_pass", "test_fail", "compile_error"]}  # fmt: skip
+    for model in ("base", "tuned"):
+        path = dest / "eval" / "commit" / f"{model}.jsonl"
+        rows = read_jsonl(path)
+        generated = [r for r in rows if "generation" in r]
+        for i, row in enumerate(generated):
+            row["outcome"] = cycle[model][i % 4]
+        write_jsonl(path, rows)
+    return dest
+
+
+def _chromium() -> str:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("Debian's chromium is not installed (`make test` installs it)")
+    return exe
+
+
+def _browser(args: list[str], profile: Path) -> subprocess.CompletedProcess:
+    cmd = [_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return res
+
+
+def _probe(report: Path, tmp: Path) -> dict:
+    page = tmp / "probe.html"
+    page.write_text(report.read_text().replace("</body>", PROBE + "</body>"))
+    res = _browser(
+        ["--window-size=1280,2000", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+        tmp / "profile-probe",
+    )
+    found = re.search(r'<pre id="probe">(.*?)</pre>', res.stdout, re.S)
+    assert found, "the probe did not run: " + res.stdout[-500:]
+    return json.loads(html.unescape(found.group(1)))
+
+
+def _nonblank(png: Path) -> int:
+    """Distinct colours in the screenshot: a blank or unstyled page has a handful."""
+    from PIL import Image
+
+    with Image.open(png) as im:
+        colors = im.convert("RGB").getcolors(maxcolors=1 << 20)
+    return len(colors or [])
+
+
+def test_report_md_and_html_carry_the_same_numbers(real_run):
+    report = collect(real_run)
+    md = run_report(real_run, report).read_text()
+    page = run_html_report(real_run, report).read_text()
+    loss = report.tasks[0].loss
+    assert loss is not None and loss.n > 0
+    for text in (md, page):
+        assert report.verdict.split("`")[0] in html.unescape(text)
+        assert f"{loss.lo:.2f}" in text and f"{loss.hi:.2f}" in text
+        names = [m.name for m in report.tasks[0].metrics]
+        assert {"loss", "exact match", "edit similarity"} <= set(names)
+    # training curves come from the real log history: train and validation points
+    assert "| step | train loss | validation loss |" in md
+    assert page.count('<img class="plot"') == 2  # effects + loss curves; no outcomes yet
+    assert "Execution outcomes" not in page and "data:image/png;base64," in page
+    assert "<script" not in page  # self-contained and inert: no scripts, nothing fetched
+    assert not re.search(r'(src|href)="(https?:)?//', page)
+
+
+def test_report_command_writes_both(real_run, tmp_path):
+    from typer.testing import CliRunner
+
+    from repotune.cli import app
+
+    run = tmp_path / "run"
+    shutil.copytree(real_run, run)
+    res = CliRunner().invoke(app, ["report", "--out", str(run), "--examples", "2"])
+    assert res.exit_code == 0, res.output
+    assert "## Verdict" in res.output
+    assert (run / "report.html").is_file()
+    assert (run / "report.html").read_text().count('class="example"') == 2
+
+
+def test_report_renders_in_a_browser(real_run, tmp_path):
+    run = _with_outcomes(real_run, tmp_path / "run")
+    report = collect(run)
+    path = run_html_report(run, report)
+    run_report(run, report)
+    md = (run / "report.md").read_text()
+    assert "| outcomes | compile error | test fail | test pass |" in md
+    assert "pass@1" in md
+
+    got = _probe(path, tmp_path)
+    assert report.verdict.split("`")[0] in got["verdict"]
+    assert "commit" in got["verdict"] and got["verdictHeight"] > 40
+    tables = {t["cls"]: t for t in got["tables"]}
+    assert {"results", "effects", "outcomes"} <= tables.keys()
+    assert tables["results"]["rows"] == 3 and tables["effects"]["rows"] >= 4
+    assert all(t["shown"] > 0 for t in got["tables"])
+    assert len(got["imgs"]) == 3  # effects, outcome chart, loss curves
+    for img in got["imgs"]:
+        assert img["complete"] and img["w"] > 200 and img["h"] > 100, img
+        assert img["shown"] > 200, img
+    assert got["examples"] >= 1 and got["highlighted"] > 10
+
+    shot = tmp_path / "report.png"
+    _browser(["--window-size=1280,3200", f"--screenshot={shot}", path.as_uri()], tmp_path / "p2")
+    assert shot.stat().st_size > 20_000
+    assert _nonblank(shot) > 200
+
+
+def _synthetic(run: Path, task: str, base: list[dict], tuned: list[dict]) -> Path:
+    metrics = {"loss": 1.0, "perplexity": 2.7, "n": len(base), "n_generated": 0}
+    summary = {"model": "m", "tasks": {task: {"base": metrics, "tuned": metrics}}}
+    (run / "eval").mkdir(parents=True)
+    (run / "eval" / "summary.json").write_text(json.dumps(summary))
+    write_jsonl(run / "eval" / task / "base.jsonl", base)
+    write_jsonl(run / "eval" / task / "tuned.jsonl", tuned)
+    return run
+
+
+def test_a_handful_of_rows_decides_nothing(tmp_path):
+    rows = [{"id": str(i), "nll": 10.0, "tokens": 5} for i in range(3)]
+    better = [{**r, "nll": 5.0} for r in rows]
+    report = collect(_synthetic(tmp_path, "commit", rows, better))
+    assert report.tasks[0].loss.effect == 0.5 and report.tasks[0].winner is None
+    assert report.verdict.startswith("Too few test examples")
+
+
+def test_pass_at_k_from_candidate_outcomes(tmp_path):
+    def rows(passes: list[int]) -> list[dict]:
+        return [
+            {"id": str(i), "nll": 1.0, "tokens": 1,
+             "outcomes": ["test_pass"] * c + ["test_fail"] * (10 - c)}
+            for i, c in enumerate(passes)
+        ]  # fmt: skip
+
+    report = collect(_synthetic(tmp_path, "repair", rows([0] * 8), rows([3, 0] * 4)))
+    task = report.tasks[0]
+    tuned = task.pass_columns["tuned"]
+    assert tuned["plausible@1"] == pytest.approx(0.15)  # (3/10 + 0) / 2
+    assert tuned["plausible@10"] == pytest.approx(0.5)
+    assert task.pass_columns["base"]["plausible@5"] == 0.0
+    assert task.outcomes["tuned"]["test_pass"] == 12
+    assert [m.name for m in task.metrics] == ["loss", "plausible@1"]
