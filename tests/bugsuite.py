@@ -1,4 +1,4 @@
-"""A manifest of small real bugs built on the fly: 11 Python projects and 3 C projects, each
+"""A manifest of small real bugs built on the fly: 12 Python projects and 3 C projects, each
 with a test that fails on the bug and passes on the fix. Used by the validation tests and by
 bench/validate.py."""
 
@@ -83,6 +83,13 @@ PYTHON_BUGS = [
         "    return xs[len(xs)]\n",
         "    return xs[len(xs) - 1]\n",
         "assert last([1, 2, 3]) == 3\n",
+    ),
+    (
+        "circle-area",  # a bug ruff and pyflakes see (undefined name)
+        "import math\n\n\ndef area(r):\n    return pi * r * r\n",
+        "    return pi * r * r\n",
+        "    return math.pi * r * r\n",
+        "assert abs(area(1) - 3.14159) < 1e-3\n",
     ),
     (
         "parse-ints",  # tested with pytest, as real projects are

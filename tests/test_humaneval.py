@@ -77,3 +77,22 @@ def test_cli_scores_a_human_eval_samples_file(problems, tmp_path):
     summary = json.loads((run / "eval" / "summary.json").read_text())
     assert summary["humaneval"]["models"]["mine"]["pass@1"] == pytest.approx(0.5)
     assert "tasks" in summary
+
+
+def test_generates_with_a_model_and_writes_human_eval_files(tmp_path, tiny_model, monkeypatch):
+    from repotune.config import RunConfig
+    from repotune.evaluate.exec_run import run_humaneval
+
+    monkeypatch.setenv("REPOTUNE_CACHE", str(tmp_path / "cache"))
+    cfg = RunConfig()
+    cfg.model.dtype = "float32"
+    cfg.eval_exec.humaneval_limit = 2
+    cfg.eval_exec.max_new_tokens = 8
+    section = run_humaneval(tmp_path / "run", [tiny_model], cfg, say=lambda s: None)
+    scores = section["models"][tiny_model]
+    assert section["n_problems"] == 2 and set(scores) == {"pass@1", "outcomes"}
+    assert sum(scores["outcomes"].values()) == 2
+    out = tmp_path / "run" / "eval" / "humaneval"
+    samples = [json.loads(x) for x in next(out.glob("*_samples.jsonl")).read_text().splitlines()]
+    assert [s["task_id"] for s in samples] == ["HumanEval/0", "HumanEval/1"]
+    assert all(set(s) == {"task_id", "completion"} for s in samples)

@@ -91,7 +91,8 @@ def test_c_ir4_and_or2_exact():
 def test_repair_prompt_insertion_point_and_comment_syntax():
     lines = ["def f(x):", "    if x is None:", "        return 0", "    return x"]
     assert repair_prompt(lines, 1, 0, "python") == (
-        "def f(x):\n# buggy code\n    <FILL_ME>\n    if x is None:\n        return 0\n    return x\n"
+        "def f(x):\n# buggy code\n    <FILL_ME>\n"
+        "    if x is None:\n        return 0\n    return x\n"
     )
     assert repair_prompt(["a", "b"], 0, 1, "sql").startswith("-- buggy code\n-- a\n-- b\n")
     assert COMMENT_PREFIX["rust"] == "//" and comment_prefix("shell") == "#"
@@ -108,9 +109,9 @@ def test_keeping_comments_and_several_hunks():
     assert (chunk.first, chunk.last) == (1, 4)  # first to last changed line
     assert chunk.fixed == fixed[1:5]
     commented = ["def f():", "    # old note", "    return 1"]
-    assert fix_chunk(commented, ["def f():", "    # new note", "    return 1"], drop=({1}, {1})) == (
-        "comment_or_blank_change"
-    )
+    assert fix_chunk(
+        commented, ["def f():", "    # new note", "    return 1"], drop=({1}, {1})
+    ) == ("comment_or_blank_change")
 
 
 def test_selection_by_message_and_by_number_of_functions():

@@ -92,6 +92,22 @@ def _with_outcomes(run: Path, dest: Path) -> Path:
         for i, row in enumerate(generated):
             row["outcome"] = cycle[model][i % 4]
         write_jsonl(path, rows)
+    # and a `bugs` section as the execution evaluation writes it: 8 bugs, 4 candidates each,
+    # three models; the tuned model fixes more of them
+    passes = {"base": [0, 1, 0, 0, 0, 1, 0, 0], "tuned": [2, 3, 1, 0, 2, 4, 1, 2],
+              "openai:gpt-4o-mini": [4, 4, 0, 1, 3, 4, 2, 1]}  # fmt: skip
+    per_bug = {
+        f"bug{i}": {"models": {m: {"n": 4, "c": c[i], "fixed_turn": 0} for m, c in passes.items()}}
+        for i in range(8)
+    }
+    models = {
+        m: {"plausible@1": sum(c) / 32, "plausible@4": sum(x > 0 for x in c) / 8,
+            "outcomes": {"test_pass": sum(c), "test_fail": 32 - sum(c) - 3, "compile_error": 3}}
+        for m, c in passes.items()
+    }  # fmt: skip
+    summary = json.loads((dest / "eval" / "summary.json").read_text())
+    summary["bugs"] = {"n_bugs": 8, "models": models, "per_bug": per_bug}
+    (dest / "eval" / "summary.json").write_text(json.dumps(summary))
     return dest
 
 
@@ -171,15 +187,20 @@ def test_report_renders_in_a_browser(real_run, tmp_path):
     md = (run / "report.md").read_text()
     assert "| outcomes | compile error | test fail | test pass |" in md
     assert "pass@1" in md
+    assert "## Execution: bug repair (`bugs`, 8 bugs)" in md
+    assert "| openai:gpt-4o-mini | 0.594 | 0.875 |" in md
+    bugs = report.benchmarks[0]
+    assert bugs.metrics[0].name == "plausible@1" and bugs.metrics[0].winner == "tuned"
 
     got = _probe(path, tmp_path)
     assert report.verdict.split("`")[0] in got["verdict"]
     assert "commit" in got["verdict"] and got["verdictHeight"] > 40
-    tables = {t["cls"]: t for t in got["tables"]}
-    assert {"results", "effects", "outcomes"} <= tables.keys()
-    assert tables["results"]["rows"] == 3 and tables["effects"]["rows"] >= 4
+    tables = [(t["cls"], t["rows"]) for t in got["tables"]]
+    # commit: models, comparisons, outcomes; bugs: scores, comparison, outcomes
+    assert tables == [("results", 3), ("effects", 5), ("outcomes", 3),
+                      ("scores", 4), ("effects", 2), ("outcomes", 4)]  # fmt: skip
     assert all(t["shown"] > 0 for t in got["tables"])
-    assert len(got["imgs"]) == 3  # effects, outcome chart, loss curves
+    assert len(got["imgs"]) == 4  # effects, outcomes of commit and of bugs, loss curves
     for img in got["imgs"]:
         assert img["complete"] and img["w"] > 200 and img["h"] > 100, img
         assert img["shown"] > 200, img

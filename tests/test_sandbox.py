@@ -50,7 +50,7 @@ def sandbox(checkout, fake_home):
 
 def _fs_contained() -> bool:
     applied = isolation()
-    return bool(applied.get("mount_ns") or applied.get("root"))
+    return bool(applied.get("hidden") or applied.get("root"))
 
 
 def _run(sb: Sandbox, code: str, limits: Limits | None = None, marker: str = ""):

@@ -1,4 +1,4 @@
-"""Validation on a manifest of 11 Python and 3 C bugs built on the fly: known fixes pass, the
+"""Validation on a manifest of 12 Python and 3 C bugs built on the fly: known fixes pass, the
 unchanged bugs fail, broken candidates are compile errors, identical ones run once, and a
 re-run comes from the cache."""
 

@@ -101,7 +101,11 @@ def build(out: OutOpt = Path("runs/latest"), config: ConfigOpt = None, set_: Set
 
 @app.command()
 def train(out: OutOpt = Path("runs/latest"), config: ConfigOpt = None, set_: SetOpt = None) -> None:
-    """Fine-tune a LoRA adapter into RUN/adapter (resumes from the last checkpoint).
+    """Fine-tune into RUN/adapter (LoRA, DoRA, QLoRA, 8-bit) or RUN/merged (full).
+
+    Ctrl-C writes a checkpoint and stops; the same command resumes from the last checkpoint,
+    also after a crash or kill -9. Several GPUs: accelerate launch -m repotune.cli train ...
+    (see docs/training.md).
 
     Example: repotune train --out runs/myproject --set train.max_steps=50
     """
@@ -110,7 +114,8 @@ def train(out: OutOpt = Path("runs/latest"), config: ConfigOpt = None, set_: Set
 
     cfg = _config(config, set_, out)
     s = run_train(out, cfg.model, cfg.train, cfg.build.tasks)
-    _say(f"trained {s['steps']} steps in {s['seconds']:.0f} s -> {out / 'adapter'}")
+    speed = f", {s['tokens_per_second']:,.0f} tokens/s" if s.get("tokens_per_second") else ""
+    _say(f"trained {s['steps']} steps in {s['seconds']:.0f} s{speed} -> {s['output']}")
 
 
 @app.command()
@@ -359,9 +364,19 @@ MergeOpt = Annotated[bool, typer.Option(help="merge the adapter into the weights
 DtypeOpt = Annotated[str, typer.Option(help="auto, bfloat16, float32 or float16")]
 
 
-def _engine(run, model, adapter, dtype, merge, name=None):
+def _engine(
+    run: Path | None,
+    model: str | None,
+    adapter: str | None,
+    dtype: str,
+    merge: bool,
+    name: str | None = None,
+):
     _quiet_libraries()
     import time
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)  # deprecations inside PEFT
 
     from repotune.serve.engine import load_engine
 

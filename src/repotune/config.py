@@ -152,6 +152,12 @@ class FimTaskConfig(_Section):
     max_prefix_chars: int = Field(default=2000, ge=0, description="prefix kept next to the hole")
     max_suffix_chars: int = Field(default=1000, ge=0, description="suffix kept next to the hole")
     max_middle_chars: int = Field(default=800, ge=1, description="larger middles are not cut")
+    max_prompt_tokens: int | None = Field(
+        default=384,
+        ge=16,
+        description="prefix/suffix trimmed to fit (model tokenizer); keep it below "
+        "train.max_length, which would otherwise cut the sentinels off the prompt's start",
+    )
 
 
 class ExplainTaskConfig(_Section):
@@ -258,25 +264,67 @@ class ModelConfig(_Section):
 
 
 class TrainConfig(_Section):
-    method: Literal["lora"] = "lora"
+    """How the adapter (or the whole model) is trained; see docs/training.md."""
+
+    method: Literal["lora", "dora", "qlora", "lora-8bit", "full"] = Field(
+        default="lora",
+        description="lora; dora (weight-decomposed LoRA); qlora (4-bit NF4 base, bitsandbytes); "
+        "lora-8bit (LLM.int8 base); full (every weight, writes RUN/merged)",
+    )
     lora_r: int = Field(default=16, ge=1)
     lora_alpha: int = Field(default=32, ge=1)
     lora_dropout: float = Field(default=0.05, ge=0, lt=1)
-    target_modules: str | list[str] = "all-linear"
+    target_modules: str | list[str] = Field(
+        default="all-linear",
+        description="all-linear, attention (q/k/v/o), qv (the LoRA paper's), or module names",
+    )
     learning_rate: float = Field(default=2e-4, gt=0)
     lr_scheduler: str = "cosine"
     warmup_ratio: float = Field(default=0.05, ge=0, lt=1)
+    weight_decay: float = Field(default=0.0, ge=0)
+    max_grad_norm: float = Field(default=1.0, ge=0)
+    optim: str = Field(default="adamw_torch", description="a transformers optimizer name")
     batch_size: int = Field(default=4, ge=1)
     grad_accum: int = Field(default=1, ge=1)
     max_steps: int = Field(default=100, ge=1)
     max_minutes: float | None = Field(default=None, gt=0, description="wall-clock budget")
     max_length: int = Field(default=512, ge=16, description="tokens per example, truncated")
+    packing: Literal["padding_free", "bfd", "none"] = Field(
+        default="padding_free",
+        description="padding_free: a batch's examples end to end, no pad tokens; bfd: best-fit "
+        "packing into max_length rows (batch_size rows a step); none: pad each batch. "
+        "Packed examples never attend to each other (per-example position ids)",
+    )
+    completion_only_loss: bool = Field(default=True, description="loss on completions only")
     gradient_checkpointing: bool = Field(
         default=False, description="trade ~30% speed for activation memory (long sequences, GPUs)"
     )
+    attn_implementation: str | None = Field(
+        default=None, description="sdpa, eager, flash_attention_2 ... (default: the model's)"
+    )
     save_steps: int = Field(default=25, ge=1)
+    save_minutes: float | None = Field(
+        default=10, gt=0, description="also checkpoint when this long has passed since the last"
+    )
+    save_total_limit: int = Field(default=2, ge=1, description="checkpoints kept (+ the best)")
     eval_steps: int | None = Field(default=None, ge=1, description="default: half the steps")
     max_val_examples: int = Field(default=32, ge=0, description="validation rows during training")
+    keep_best: bool = Field(
+        default=True, description="RUN/adapter is the checkpoint with the lowest validation loss"
+    )
+    early_stopping_patience: int | None = Field(
+        default=None, ge=1, description="stop after this many evaluations without improvement"
+    )
+    early_stopping_threshold: float = Field(default=0.0, ge=0)
+    report_to: list[Literal["tensorboard", "mlflow"]] = Field(
+        default_factory=lambda: ["tensorboard"],
+        description="trackers: TensorBoard (RUN/train/tensorboard), MLflow (file store)",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None, description="default: $MLFLOW_TRACKING_URI, else ./mlruns (no server)"
+    )
+    mlflow_experiment: str = "repotune"
+    progress: bool = Field(default=True, description="rich progress bar with tokens/s and ETA")
     logging_steps: int = Field(default=5, ge=1)
     seed: int = 0
 

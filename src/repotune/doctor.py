@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from rich.table import Table
+
 GiB = 1024**3
 # Bytes per parameter while training (weights + gradients + optimizer state), by method.
 # Full: bf16 weights and grads, fp32 master copy and two AdamW moments; LoRA: frozen 16-bit
@@ -267,9 +269,8 @@ def as_json(facts: Facts, advice: Advice) -> str:
     return json.dumps({"facts": asdict(facts), "advice": asdict(advice)}, indent=2)
 
 
-def table(facts: Facts, shape: ModelShape, advice: Advice, max_length: int):
+def table(facts: Facts, shape: ModelShape, advice: Advice, max_length: int) -> Table:
     """One rich table: the facts, then (below a rule) what they mean for training."""
-    from rich.table import Table
 
     t = Table(title="repotune doctor", show_lines=False, title_justify="left")
     t.add_column("", style="bold")

@@ -102,6 +102,9 @@ def language_for_path(path: str) -> str | None:
     return _EXTENSIONS.get(ext.lower())
 
 
+# Documentation and data rather than code: not explained, not searched for fixes.
+PROSE = frozenset({"markdown", "rst", "latex", "html", "xml", "json", "yaml", "toml", "ini"})
+
 # Line-comment syntax per language: tasks comment code out in the file's own syntax (RepairLLaMA
 # IR4) and recognise comment-only lines where no grammar is available. Languages whose only
 # comments are blocks (CSS, OCaml, HTML, XML, Markdown) fall back to DEFAULT_COMMENT_PREFIX.

@@ -74,7 +74,7 @@ def read_tree(
         if reason is None and text is not None and scrubber is not None:
             text, _ = scrubber.text(text, path)
         if reason is not None or text is None:
-            snap.skipped[reason or "empty"] += 1
+            snap.skipped[reason or "empty_file"] += 1
             continue
         snap.files.append(SourceFile(path, language, text))
     snap.files.sort(key=lambda f: f.path)
@@ -101,7 +101,7 @@ def _text(repo, entry, max_bytes: int) -> tuple[str | None, str | None]:
     except UnicodeDecodeError:
         return "not_utf8", None
     if not text.strip():
-        return "empty", None
+        return "empty_file", None
     text = text.replace("\r\n", "\n")
     if max(len(line) for line in text.split("\n")) > _MAX_LINE_CHARS:
         return "minified", None

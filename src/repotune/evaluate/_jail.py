@@ -194,8 +194,8 @@ def main() -> None:
     if applied["mount_ns"]:
         try:
             _mounts(spec, applied)
-        except OSError as exc:
-            applied["mount_error"] = str(exc)
+        except OSError as exc:  # e.g. a user namespace without capabilities (AppArmor)
+            applied.update(mount_ns=False, mount_error=str(exc), hidden=[], private_tmp=[])
     root = os.geteuid() == 0
     applied["uid"] = spec["uid"] if root and spec["uid"] is not None else os.getuid()
     if applied["user_ns"]:  # this launcher and PID 1 count against the limit too

@@ -177,6 +177,9 @@ def run_bug_evaluation(
         line = sandbox_line(sandbox)
         say(f"sandbox: {line}")
         with _validator(bugs, ex, sandbox) as validator:
+            for bug in bugs:  # before any model is loaded: a broken manifest fails fast
+                if (problem := validator.problem(bug.id)) is not None:
+                    raise UserError(problem.splitlines()[0])
             static = _static_row(bugs, validator, sandbox) if ex.static_analysers else None
             result = evaluate_repair(
                 bugs, who, validator, ex, run_dir / "eval" / "bugs", cfg.model.dtype, say

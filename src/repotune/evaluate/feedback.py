@@ -17,7 +17,7 @@ def extract_error(log: str, outcome: str, max_lines: int = 12, max_chars: int = 
     """A few lines that say why the candidate failed; "" when nothing useful is in the log."""
     if outcome == "timeout":
         return "The tests timed out (an infinite loop or a very slow path)."
-    body = _strip_frame(log)
+    body, status = _strip_frame(log)
     picked: list[str] = []
     if outcome == "compile_error":
         picked = _COMPILER.findall(body) or _last_block(body, "SyntaxError")
@@ -29,19 +29,24 @@ def extract_error(log: str, outcome: str, max_lines: int = 12, max_chars: int = 
         picked = [ln for ln in body.splitlines() if _ASSERT.search(ln)]
     if not picked:
         picked = [ln for ln in body.splitlines() if ln.strip()][-max_lines:]
+    if not picked and status:
+        picked = [f"The tests failed without a message ({status})."]
     lines = list(dict.fromkeys(ln.rstrip() for ln in picked if ln.strip()))[:max_lines]
     text = "\n".join(lines)
     return text if len(text) <= max_chars else text[: max_chars - 3] + "..."
 
 
-def _strip_frame(log: str) -> str:
-    """Drop the "$ command" header and "[step: status]" footer validation adds."""
+def _strip_frame(log: str) -> tuple[str, str]:
+    """Drop the "$ command" header and "[step: status]" footer validation adds; return the
+    rest and the status ("exit 1")."""
     lines = log.splitlines()
+    status = ""
     if lines and lines[0].startswith("$ "):
         lines = lines[1:]
-    if lines and re.match(r"^\[\w+: .*\]$", lines[-1]):
+    if lines and (m := re.match(r"^\[\w+: (.*)\]$", lines[-1])):
+        status = m.group(1)
         lines = lines[:-1]
-    return "\n".join(lines)
+    return "\n".join(lines), status
 
 
 def _python_traceback_tail(body: str) -> list[str]:

@@ -111,14 +111,6 @@ def pass_at_k(results: list[dict], ks: Iterable[int] = (1, 10, 100)) -> dict[str
     return mean_pass_at_k([(len(v), sum(v)) for v in per_task.values()], list(ks))
 
 
-def completions_to_samples(task_ids: list[str], groups: list[list[str]]) -> list[dict]:
-    return [
-        {"task_id": t, "completion": c}
-        for t, group in zip(task_ids, groups, strict=True)
-        for c in group
-    ]
-
-
 def outcome_counts(results: list[dict]) -> dict[str, int]:
     return dict(
         Counter(

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -73,14 +74,16 @@ class Sandbox:
     namespaces: bool = True
     tail_chars: int = 6000
     _base: Path | None = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     # -- scratch folders -------------------------------------------------------------------
     @property
     def base(self) -> Path:
-        if self._base is None:
-            self._base = Path(tempfile.mkdtemp(prefix="repotune-sandbox-"))
-            self._base.chmod(0o711)  # the sandbox uid may pass through, not list
-        return self._base
+        with self._lock:  # worker threads share one sandbox
+            if self._base is None:
+                self._base = Path(tempfile.mkdtemp(prefix="repotune-sandbox-"))
+                self._base.chmod(0o711)  # the sandbox uid may pass through, not list
+            return self._base
 
     def scratch(self, name: str = "run") -> Path:
         """A new empty folder for one run; fill it, then call `hand_over`."""
@@ -179,7 +182,13 @@ class Sandbox:
             "hide": homes,
             "keep": sorted(keep),
             "writable": [str(self.base.resolve())],
-            "readonly": [str(Path(p).resolve()) for p in self.protect],
+            # a folder holding the scratch area cannot be made read-only (the uid switch, where
+            # there is one, still keeps commands out of it)
+            "readonly": [
+                str(Path(p).resolve())
+                for p in self.protect
+                if not _under(self.base.resolve(), Path(p).resolve())
+            ],
             "uid": self.uid,
             "gid": self.gid if self.gid is not None else self.uid,
             "nproc_extra": 0,

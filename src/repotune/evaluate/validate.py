@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from repotune.errors import UserError
 from repotune.evaluate.manifest import (
     Bug,
     apply_candidate,
@@ -129,6 +130,10 @@ class Validator:
         prep = self._prepare(self.bugs[bug_id])
         return None if prep.error else prep.template
 
+    def problem(self, bug_id: str) -> str | None:
+        """Why the bug's project could not be exported or set up, if it could not."""
+        return self._prepare(self.bugs[bug_id]).error
+
     def buggy_span(self, bug_id: str) -> str:
         bug = self.bugs[bug_id]
         return span_text(self.original(bug_id), bug.span)
@@ -199,7 +204,11 @@ class Validator:
                     if not res.ok:
                         prep.error = _log("setup failed", bug.setup_command, res)
             except Exception as exc:  # noqa: BLE001 - a broken bug must not stop the others
-                prep.error = f"could not prepare bug {bug.id}: {exc}"
+                prep.error = (
+                    str(exc)
+                    if isinstance(exc, UserError)
+                    else (f"could not prepare bug {bug.id}: {type(exc).__name__}: {exc}")
+                )
                 prep.fingerprint = prep.fingerprint or f"broken:{bug.id}"
             self._prepared[bug.id] = prep
             return prep

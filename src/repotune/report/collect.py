@@ -8,68 +8,19 @@ file or field is there and left out otherwise, so a partial run still gets a rep
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from repotune.errors import UserError
+from repotune.evaluate.passk import mean_pass_at_k
 from repotune.fsutil import read_jsonl
-from repotune.report.stats import loss_ratio_ci, mean_diff_ci, pass_at_k
+from repotune.report.effects import MIN_ROWS, Metric, decide
+from repotune.report.execution import Benchmark, benchmarks
+from repotune.report.stats import loss_ratio_ci, mean_diff_ci
 
 MODELS = ("base", "tuned")
-# Candidate outcomes (records.Candidate), in the order a chart stacks them: worst to best.
-OUTCOMES = ("error", "timeout", "applied", "compile_error", "test_fail", "test_pass")
-ALWAYS_SHOWN = ("compile_error", "test_fail", "test_pass")
-# Fewer paired rows than this never decide a winner: below 6, even "every row better" is not
-# significant at 5% (two-sided sign test: 2/2^5 = 0.06), while a bootstrap over so few rows
-# still draws a tight, misleading interval.
-MIN_ROWS = 6
-
-
-@dataclass
-class Metric:
-    """One base-vs-tuned comparison: a ratio (loss) or a difference (rates, similarities)."""
-
-    name: str
-    base: float | None
-    tuned: float | None
-    effect: float  # tuned/base for a ratio, tuned - base for a difference
-    lo: float
-    hi: float
-    kind: str  # "ratio" | "diff"
-    higher_is_better: bool
-    n: int  # paired rows behind the interval
-
-    @property
-    def winner(self) -> str | None:
-        """The model the 95% interval favours, or None when it covers "no difference"."""
-        null = 1.0 if self.kind == "ratio" else 0.0
-        if self.n < MIN_ROWS or math.isnan(self.lo) or self.lo <= null <= self.hi:
-            return None
-        tuned_higher = self.lo > null
-        return "tuned" if tuned_higher == self.higher_is_better else "base"
-
-    def scaled(self) -> tuple[float, float, float]:
-        """Effect and interval on one scale: % change for a ratio, points (x100) for a diff."""
-        if self.kind == "ratio":
-            return (self.effect - 1) * 100, (self.lo - 1) * 100, (self.hi - 1) * 100
-        return self.effect * 100, self.lo * 100, self.hi * 100
-
-    def effect_text(self) -> str:
-        """E.g. "−23% (95% CI −30% to −15%)" for a ratio, "+0.125 (95% CI …)" for a diff."""
-        if self.kind == "ratio":
-            e, lo, hi = self.scaled()
-            return f"{signed(e, 0)}% (95% CI {signed(lo, 0)}% to {signed(hi, 0)}%)"
-        return f"{signed(self.effect, 3)} (95% CI {signed(self.lo, 3)} to {signed(self.hi, 3)})"
-
-
-def signed(x: float, digits: int) -> str:
-    """A number with its sign always shown and a real minus sign, as effect sizes read best."""
-    if math.isnan(x):
-        return "–"
-    text = f"{x:+.{digits}f}"
-    return text.replace("-", "\u2212") if text.strip("+-0.") else text.replace("-", "+")
 
 
 @dataclass
@@ -100,11 +51,7 @@ class TaskResult:
 
     @property
     def winner(self) -> str | None:
-        """The model every decisive metric favours; "mixed" when they disagree."""
-        winners = {m.winner for m in self.metrics} - {None}
-        if len(winners) > 1:
-            return "mixed"
-        return winners.pop() if winners else None
+        return decide(self.metrics)
 
 
 @dataclass
@@ -113,18 +60,20 @@ class Report:
     tasks: list[TaskResult]
     train: dict
     history: list[dict]
+    benchmarks: list[Benchmark] = field(default_factory=list)
 
     @property
     def verdict(self) -> str:
         """One sentence a reader can act on: ship the tuned model or not, and where."""
-        by = {w: [t.task for t in self.tasks if t.winner == w] for w in ("tuned", "base", "mixed")}
+        parts: list[TaskResult | Benchmark] = [*self.tasks, *self.benchmarks]
+        by = {w: [t.task for t in parts if t.winner == w] for w in ("tuned", "base", "mixed")}
         names = {w: ", ".join(f"`{t}`" for t in ts) for w, ts in by.items()}
         if by["base"]:
             return f"Keep the base model for {names['base']}: it beats the tuned model there."
-        if by["tuned"] and len(by["tuned"]) == len(self.tasks):
+        if by["tuned"] and len(by["tuned"]) == len(parts):
             return f"Ship the tuned model: it beats the base on {names['tuned']}."
         if by["tuned"]:
-            rest = [t.task for t in self.tasks if t.winner != "tuned"]
+            rest = [t.task for t in parts if t.winner != "tuned"]
             return (
                 f"Ship the tuned model for {names['tuned']}; "
                 f"no clear difference on {', '.join(f'`{t}`' for t in rest)}."
@@ -134,7 +83,7 @@ class Report:
                 f"Mixed evidence on {names['mixed']}: the metrics disagree; read the examples "
                 "before deciding."
             )
-        if all(m.n < MIN_ROWS for t in self.tasks for m in t.metrics):
+        if all(m.n < MIN_ROWS for t in parts for m in t.metrics):
             return (
                 f"Too few test examples to call a winner (fewer than {MIN_ROWS} per metric): "
                 "mine more commits or raise evaluate.max_examples / evaluate.generate_examples."
@@ -152,17 +101,19 @@ def collect(run_dir: Path, max_examples: int = 6) -> Report:
         raise UserError(f"no evaluation at {summary_path}: run `repotune evaluate` first")
     summary = json.loads(summary_path.read_text())
     tasks = [
-        _task_result(run_dir, task, res, max_examples) for task, res in summary["tasks"].items()
+        _task_result(run_dir, task, res, max_examples)
+        for task, res in summary.get("tasks", {}).items()
     ]
     return Report(
         model=summary.get("model", "?"),
         tasks=tasks,
         train=_read_json(run_dir / "train" / "summary.json", {}),
         history=_read_json(run_dir / "train" / "log_history.json", []),
+        benchmarks=benchmarks(run_dir, summary),
     )
 
 
-def _read_json(path: Path, default):
+def _read_json(path: Path, default: Any) -> Any:
     return json.loads(path.read_text()) if path.is_file() else default
 
 
@@ -224,15 +175,10 @@ def _pass_columns(summary: dict, rows: list[dict], name: str) -> dict[str, float
     given = {k: v for k, v in summary.items() if k.split("@")[0] in ("pass", "plausible")}
     if given:
         return {k: float(v) for k, v in given.items() if v is not None}
-    per_row = [_outcomes(r) for r in rows]
-    per_row = [o for o in per_row if o]
-    out: dict[str, float] = {}
-    for k in (1, 5, 10):
-        eligible = [o for o in per_row if len(o) >= k]
-        if eligible:
-            scores = [pass_at_k(len(o), sum(x == "test_pass" for x in o), k) for o in eligible]
-            out[f"{name}@{k}"] = sum(scores) / len(scores)
-    return out
+    counts = [(len(o), sum(x == "test_pass" for x in o)) for o in map(_outcomes, rows) if o]
+    return {
+        k.replace("pass@", f"{name}@"): v for k, v in mean_pass_at_k(counts, [1, 5, 10]).items()
+    }
 
 
 def _examples(

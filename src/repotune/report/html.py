@@ -20,15 +20,8 @@ from pygments.util import ClassNotFound
 
 from repotune.fsutil import atomic_write_text
 from repotune.report import plots
-from repotune.report.collect import (
-    ALWAYS_SHOWN,
-    MIN_ROWS,
-    OUTCOMES,
-    Report,
-    collect,
-    loss_curves,
-    signed,
-)
+from repotune.report.collect import Report, collect, loss_curves
+from repotune.report.effects import MIN_ROWS, outcome_columns, score_keys, signed
 
 TEMPLATES = Path(__file__).parent / "templates"
 _FORMATTER = HtmlFormatter(cssclass="hl", nowrap=False)
@@ -85,25 +78,23 @@ def render_html(run_dir: Path, report: Report | None = None) -> str:
     )
     env.filters.update(code=code, fmt=lambda x, d=3: "–" if x is None else f"{x:.{d}f}")
     env.globals.update(diff=diff, signed=signed, min_rows=MIN_ROWS)
+    parts = [*report.tasks, *report.benchmarks]
     figures = {
-        "effects": plots.effects_chart(report.tasks),
+        "effects": plots.effects_chart([(p.task, m) for p in parts for m in p.metrics]),
         "loss_curves": plots.loss_curves_chart(loss_curves(report.history)),
-        "outcomes": {
-            t.task: plots.outcome_chart(t.task, t.outcomes) for t in report.tasks if t.outcomes
-        },
-    }
-    outcome_columns = {
-        t.task: [o for o in OUTCOMES if o in ALWAYS_SHOWN or any(c[o] for c in t.outcomes.values())]
-        for t in report.tasks
-        if t.outcomes
+        "outcomes": {p.task: plots.outcome_chart(p.task, p.outcomes) for p in parts if p.outcomes},
     }
     return env.get_template("report.html.j2").render(
         report=report,
+        parts=parts,
         figures=figures,
-        outcome_columns=outcome_columns,
+        outcome_columns={p.task: outcome_columns(p.outcomes) for p in parts if p.outcomes},
         pass_keys={
-            t.task: sorted({k for cols in t.pass_columns.values() for k in cols})
+            t.task: score_keys(k for cols in t.pass_columns.values() for k in cols)
             for t in report.tasks
+        },
+        score_keys={
+            b.task: score_keys(k for s in b.scores.values() for k in s) for b in report.benchmarks
         },
         pygments_css=Markup(_FORMATTER.get_style_defs(".hl")),
         md=_inline_code,

@@ -10,16 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from repotune.fsutil import atomic_write_text
-from repotune.report.collect import (
-    ALWAYS_SHOWN,
-    MIN_ROWS,
-    OUTCOMES,
-    Metric,
-    Report,
-    TaskResult,
-    collect,
-    loss_curves,
-)
+from repotune.report.collect import Report, TaskResult, collect, loss_curves
+from repotune.report.effects import MIN_ROWS, Metric, outcome_columns, score_keys
+from repotune.report.execution import Benchmark
 from repotune.report.stats import loss_ratio_ci
 
 __all__ = ["loss_ratio_ci", "render", "run_report"]
@@ -55,7 +48,7 @@ def _favours(metric: Metric) -> str:
 
 
 def _task_tables(t: TaskResult) -> list[str]:
-    pass_keys = sorted({k for cols in t.pass_columns.values() for k in cols})
+    pass_keys = score_keys(k for cols in t.pass_columns.values() for k in cols)
     head = "| model | loss | perplexity | exact match | edit similarity | n |"
     lines = [f"## Task `{t.task}`", "", head + "".join(f" {k} |" for k in pass_keys)]
     lines.append("|---" * (6 + len(pass_keys)) + "|")
@@ -66,22 +59,9 @@ def _task_tables(t: TaskResult) -> list[str]:
             f"{_fmt(m.get('exact_match'), 3)} | {_fmt(m.get('edit_similarity'), 3)} | {m['n']} |"
             + "".join(f" {_fmt(t.pass_columns[label].get(k), 3)} |" for k in pass_keys)
         )
-    lines += [
-        "",
-        "| metric | tuned vs base | 95% CI | rows | favours |",
-        "|---|---|---|---|---|",
-    ]
-    for metric in t.metrics:
-        effect, _, ci = metric.effect_text().partition(" (95% CI ")
-        lines.append(
-            f"| {metric.name} | {effect} | {ci.rstrip(')')} | {metric.n} | {_favours(metric)} |"
-        )
+    lines += ["", *_comparisons(t.metrics, "rows")]
     if t.outcomes:
-        shown = [o for o in OUTCOMES if o in ALWAYS_SHOWN or any(c[o] for c in t.outcomes.values())]
-        lines += ["", "| outcomes | " + " | ".join(o.replace("_", " ") for o in shown) + " |"]
-        lines.append("|---" * (len(shown) + 1) + "|")
-        for label, counts in t.outcomes.items():
-            lines.append(f"| {label} | " + " | ".join(str(counts[o]) for o in shown) + " |")
+        lines += ["", *_outcome_table(t.outcomes)]
     return [*lines, ""]
 
 
@@ -93,6 +73,52 @@ def _few(steps: list[float], keep: set[float], limit: int = 12) -> list[float]:
     stride = len(steps) / limit
     picked = {steps[int(i * stride)] for i in range(limit)} | keep | {steps[-1]}
     return sorted(picked)
+
+
+def _comparisons(metrics: list[Metric], unit: str) -> list[str]:
+    lines = [f"| metric | tuned vs base | 95% CI | {unit} | favours |", "|---|---|---|---|---|"]
+    for metric in metrics:
+        effect, _, ci = metric.effect_text().partition(" (95% CI ")
+        lines.append(
+            f"| {metric.name} | {effect} | {ci.rstrip(')')} | {metric.n} | {_favours(metric)} |"
+        )
+    return lines
+
+
+def _outcome_table(outcomes: dict) -> list[str]:
+    shown = outcome_columns(outcomes)
+    lines = ["| outcomes | " + " | ".join(o.replace("_", " ") for o in shown) + " |"]
+    lines.append("|---" * (len(shown) + 1) + "|")
+    for label, counts in outcomes.items():
+        lines.append(f"| {label} | " + " | ".join(str(counts[o]) for o in shown) + " |")
+    return lines
+
+
+def _bench_verdict(b: Benchmark) -> str:
+    if not b.metrics:
+        return f"- `{b.task}`: no paired base/tuned results to compare."
+    m = b.metrics[0]
+    word = {"tuned": "**tuned wins**", "base": "**base wins**"}.get(
+        m.winner or "", "**no clear winner**"
+    )
+    return (
+        f"- `{b.task}`: {word} on {m.name}: {_fmt(m.tuned)} vs {_fmt(m.base)} "
+        f"({m.effect_text()}, {m.n} {b.unit})."
+    )
+
+
+def _benchmark(b: Benchmark) -> list[str]:
+    keys = score_keys(k for scores in b.scores.values() for k in scores)
+    n = f", {b.n} {b.unit}" if b.n is not None else ""
+    lines = [f"## Execution: {b.title} (`{b.task}`{n})", ""]
+    lines += ["| model | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for model, scores in b.scores.items():
+        lines.append(f"| {model} | " + " | ".join(_fmt(scores.get(k)) for k in keys) + " |")
+    if b.metrics:
+        lines += ["", *_comparisons(b.metrics, b.unit)]
+    if b.outcomes:
+        lines += ["", *_outcome_table(b.outcomes)]
+    return [*lines, ""]
 
 
 def _training(report: Report) -> list[str]:
@@ -121,9 +147,12 @@ def render(run_dir: Path, report: Report | None = None) -> str:
     report = report or collect(run_dir)
     lines = [f"# repotune report: {report.model}", "", "## Verdict", "", report.verdict, ""]
     lines += [_verdict(t) for t in report.tasks]
+    lines += [_bench_verdict(b) for b in report.benchmarks]
     lines.append("")
     for t in report.tasks:
         lines += _task_tables(t)
+    for b in report.benchmarks:
+        lines += _benchmark(b)
     if report.train:
         lines += _training(report)
     if (run_dir / "report.html").is_file():

@@ -9,14 +9,17 @@ import base64
 import io
 from collections import Counter
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from repotune.report.collect import ALWAYS_SHOWN, OUTCOMES, TaskResult
+from repotune.report.effects import Metric, outcome_columns
 
 COLORS = {"tuned": "#1f7a4d", "base": "#b3261e", None: "#7a7a7a", "mixed": "#7a7a7a"}
 OUTCOME_COLORS = {
     "error": "#6d6d6d",
     "timeout": "#9e9e9e",
+    "failed": "#f29900",
+    "passed": "#188038",
     "applied": "#8ab4f8",
     "compile_error": "#d93025",
     "test_fail": "#f29900",
@@ -31,17 +34,16 @@ def _data_uri(fig: Figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _style(ax) -> None:
+def _style(ax: Axes) -> None:
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     ax.grid(axis="x", color="#e6e6e6", linewidth=0.8)
     ax.set_axisbelow(True)
 
 
-def effects_chart(tasks: list[TaskResult]) -> str | None:
-    """Forest plot: every metric's tuned-vs-base effect with its 95% interval, coloured by
-    which model the interval favours; right of zero is better for the tuned model."""
-    rows = [(t.task, m) for t in tasks for m in t.metrics]
+def effects_chart(rows: list[tuple[str, Metric]]) -> str | None:
+    """Forest plot: every (task, metric)'s tuned-vs-base effect with its 95% interval, coloured
+    by which model the interval favours; right of zero is better for the tuned model."""
     if not rows:
         return None
     fig = Figure(figsize=(7.5, 0.5 * len(rows) + 1.1))
@@ -87,7 +89,7 @@ def loss_curves_chart(series: dict[str, list[tuple[float, float]]]) -> str | Non
 
 def outcome_chart(task: str, outcomes: dict[str, Counter]) -> str:
     """One stacked bar per model: how many candidates failed to compile, failed or passed."""
-    shown = [o for o in OUTCOMES if o in ALWAYS_SHOWN or any(c[o] for c in outcomes.values())]
+    shown = outcome_columns(outcomes)
     models = list(outcomes)
     fig = Figure(figsize=(7.5, 0.55 * len(models) + 1.0))
     ax = fig.subplots()
@@ -97,7 +99,7 @@ def outcome_chart(task: str, outcomes: dict[str, Counter]) -> str:
         left = 0.0
         for o in shown:
             share = 100 * counts[o] / total
-            ax.barh(y, share, left=left, color=OUTCOME_COLORS[o], height=0.6,
+            ax.barh(y, share, left=left, color=OUTCOME_COLORS.get(o, "#5f6368"), height=0.6,
                     label=o.replace("_", " ") if y == 0 else None)  # fmt: skip
             if share >= 8:
                 ax.text(left + share / 2, y, str(counts[o]), ha="center", va="center",

@@ -49,10 +49,3 @@ def mean_diff_ci(
     n = len(diffs)
     boots = [sum(rng.choice(diffs) for _ in range(n)) / n for _ in range(n_boot)]
     return (sum(diffs) / n, *_percentiles(boots, n_boot))
-
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k for one problem with n samples of which c pass (Chen et al., 2021)."""
-    if n - c < k:
-        return 1.0
-    return 1.0 - math.comb(n - c, k) / math.comb(n, k)

@@ -136,7 +136,11 @@ def _model_card(engine: Engine) -> dict:
 
 
 def _stream_completions(
-    engine: Engine, head: dict, jobs: list[tuple[int, str]], sampling: Sampling, req
+    engine: Engine,
+    head: dict,
+    jobs: list[tuple[int, str]],
+    sampling: Sampling,
+    req: CompletionRequest,
 ) -> Iterator[dict]:
     finishes = []
     for index, prompt in jobs:
@@ -156,7 +160,12 @@ def _text_choice(index: int, text: str, reason: str | None) -> dict:
 
 
 def _stream_chat(
-    engine: Engine, head: dict, prompt: str, templated: bool, sampling: Sampling, req
+    engine: Engine,
+    head: dict,
+    prompt: str,
+    templated: bool,
+    sampling: Sampling,
+    req: ChatRequest,
 ) -> Iterator[dict]:
     finishes = []
     for index in range(req.n):

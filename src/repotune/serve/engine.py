@@ -80,7 +80,9 @@ class Engine:
         bos = [ids[0]] if ids and ids[0] == self.tokenizer.bos_token_id else []
         return bos + ids[len(ids) - room + len(bos) :]
 
-    def complete(self, prompt: str, sampling: Sampling, templated: bool = False):
+    def complete(
+        self, prompt: str, sampling: Sampling, templated: bool = False
+    ) -> tuple[str, Finish]:
         """The whole completion at once: (text, Finish)."""
         finish = Finish()
         text = "".join(self.stream(prompt, sampling, finish, templated))

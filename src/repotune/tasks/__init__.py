@@ -216,11 +216,17 @@ def build_fim(ctx: BuildContext) -> TaskRows:
 
     choice = ctx.cfg.fim.tokens
     tokens = fim_tokens_for(ctx.tokenizer if choice == "auto" else None, choice, ctx.model_name)
-    note = " (reserved tokens stand in for the FIM tokens this model lacks)" if tokens.reserved else ""
+    note = (
+        " (reserved tokens stand in for the FIM tokens this model lacks)" if tokens.reserved else ""
+    )
     ctx.say(f"fim: {tokens.family} tokens {' '.join(tokens.sentinels)}{note}")
     snap = ctx.snapshot
     dropped = Counter(snap.skipped)
-    rows = list(fim_examples(snap, ctx.cfg, tokens, dropped))
+    count = None
+    if choice == "auto" and ctx.cfg.fim.max_prompt_tokens is not None:
+        tok = ctx.tokenizer
+        count = lambda text: len(tok(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+    rows = list(fim_examples(snap, ctx.cfg, tokens, dropped, count))
     info = {"tree": snap.sha, "files": len(snap.files), "fim_tokens": tokens.family}
     return TaskRows(_by_path(ctx, rows), dropped, info)
 
@@ -286,6 +292,7 @@ def run_build(
     ctx = BuildContext(Path(run_dir), cfg, model, say)
     order = sorted(cfg.tasks, key=lambda t: t not in HISTORY_TASKS)
     stats: dict[str, dict] = {}
+    done: dict[str, dict[str, list[dict]]] = {}
     for task in order:
         built = BUILDERS[task](ctx)
         for rows in built.splits.values():
@@ -298,17 +305,20 @@ def run_build(
         out = run_dir / "datasets" / task
         for name in SPLITS:
             write_jsonl(out / f"{name}.jsonl", built.splits[name])
-        needs_tokens = token_stats or "tokenizer" in ctx.__dict__
         stats[task] = {
             "commits": {},  # history tasks: commits per split (the CLI prints it)
             **built.info,
             "examples": {s: len(built.splits[s]) for s in SPLITS},
             "dropped_as_leaks": leaks,
             "dropped": dict(sorted(built.dropped.items())),
-            "lengths": length_stats(built.splits, ctx.tokenizer if needs_tokens else None),
         }
         if weight != 1.0:
             stats[task]["mixture"] = {"weight": weight, "train_before": before_mix}
+        done[task] = built.splits
+    # Token lengths when asked, or for free once a task has loaded the tokenizer anyway.
+    tokenizer = ctx.tokenizer if token_stats or "tokenizer" in ctx.__dict__ else None
+    for task, splits in done.items():
+        stats[task]["lengths"] = length_stats(splits, tokenizer)
     stats = {task: stats[task] for task in cfg.tasks}
     write_json(run_dir / "datasets" / "stats.json", stats)
     return stats

@@ -36,16 +36,14 @@ FUNCTION_TEMPLATE = """### Instruction:
 
 ### File: {path}
 ### Function before:
-{code}
-### Function after:
+{code}### Function after:
 """
 TOKENS_TEMPLATE = """### Instruction:
 {message}
 
 ### File: {path}
 ### Tokens before:
-{code}
-### Token changes:
+{code}### Token changes:
 """
 NATURAL_TEMPLATE = (
     "There is an issue in the following code. It relates to: {message}. Please fix this issue."

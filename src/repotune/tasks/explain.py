@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from repotune.code.functions import code_units, split_lines
+from repotune.code.languages import PROSE
 from repotune.code.tree import Snapshot
 from repotune.config import BuildConfig
 from repotune.tasks.teacher import AnswerCache, ask_all, default_cache_dir, make_teacher
@@ -34,6 +35,8 @@ def select_units(snapshot: Snapshot, cfg: BuildConfig, dropped: Counter[str]) ->
     ec = cfg.explain
     units = []
     for file in snapshot.files:
+        if file.language is None or file.language in PROSE:
+            continue  # code units only: prose and unknown files are not explained
         lines = split_lines(file.text)
         for span in code_units(file.text, file.language):
             size = span.end - span.start + 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from repotune.code.functions import blank_line_blocks, outline
 from repotune.code.tree import Snapshot, SourceFile
@@ -60,9 +60,15 @@ def keep_head(text: str, limit: int) -> str:
 
 
 def fim_examples(
-    snapshot: Snapshot, cfg: BuildConfig, tokens: FimTokens, dropped: Counter[str]
+    snapshot: Snapshot,
+    cfg: BuildConfig,
+    tokens: FimTokens,
+    dropped: Counter[str],
+    count_tokens: Callable[[str], int] | None = None,
 ) -> Iterator[dict]:
-    """Up to `examples_per_file` rows per file, seeded by path so rebuilds are identical."""
+    """Up to `examples_per_file` rows per file, seeded by path so rebuilds are identical.
+    With `count_tokens`, prefix and suffix shrink until the prompt fits `max_prompt_tokens`:
+    training cuts long prompts from the left, which would drop the FIM sentinels."""
     fc = cfg.fim
     for file in snapshot.files:
         rng = random.Random(f"{cfg.seed}\0{file.path}")
@@ -85,15 +91,25 @@ def fim_examples(
             if (first, last) in seen:
                 continue
             seen.add((first, last))
-            prefix = keep_tail("".join(lines[:first]), fc.max_prefix_chars)
             middle = "".join(lines[first : last + 1])
-            suffix = keep_head("".join(lines[last + 1 :]), fc.max_suffix_chars)
             mode = "l2r"
             if rng.random() < fc.fim_rate:
                 mode = "spm" if rng.random() < fc.spm_rate else "psm"
-            prompt = prefix
-            if mode != "l2r":
-                prompt = (tokens.spm if mode == "spm" else tokens.psm)(prefix, suffix)
+            budget = (fc.max_prefix_chars, fc.max_suffix_chars)
+            while True:
+                prefix = keep_tail("".join(lines[:first]), budget[0])
+                suffix = keep_head("".join(lines[last + 1 :]), budget[1])
+                prompt = prefix
+                if mode != "l2r":
+                    prompt = (tokens.spm if mode == "spm" else tokens.psm)(prefix, suffix)
+                if (
+                    count_tokens is None
+                    or fc.max_prompt_tokens is None
+                    or count_tokens(prompt) <= fc.max_prompt_tokens
+                    or not (prefix or suffix)
+                ):
+                    break
+                budget = (len(prefix) * 3 // 4, len(suffix) * 3 // 4)
             yield {
                 "id": f"{snapshot.sha[:12]}:{file.path}:{first + 1}-{last + 1}",
                 "task": "fim",

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from repotune.code.functions import split_lines
-from repotune.code.languages import COMMENT_PREFIX, comment_prefix, language_for_path
+from repotune.code.languages import COMMENT_PREFIX, PROSE, comment_prefix, language_for_path
 from repotune.code.parse import has_grammar
 from repotune.config import RepairTaskConfig
 from repotune.errors import UserError
@@ -42,7 +42,6 @@ __all__ = [
 ]
 
 FILL_ME = "<FILL_ME>"
-_PROSE = {"markdown", "rst", "latex", "html", "xml", "json"}
 
 
 def repair_prompt(
@@ -194,7 +193,7 @@ def _code_changes(commit: Commit) -> list[FileChange]:
     also edits docs or configs is still a one-function fix), else any non-prose text file."""
     usable = [c for c in commit.files if not c.skip_reason and c.hunks and c.language]
     code = [c for c in usable if has_grammar(c.language)]
-    return code or [c for c in usable if c.language not in _PROSE]
+    return code or [c for c in usable if c.language not in PROSE]
 
 
 # --- external fix sets -------------------------------------------------------------------------

@@ -1,103 +1,74 @@
-"""Train stage: a PEFT LoRA adapter with TRL's SFTTrainer, loss on completions only.
+"""Train stage: TRL's SFTTrainer with PEFT (LoRA, DoRA, QLoRA, 8-bit) or full fine-tuning.
 
-Reads top to bottom: data -> model -> trainer -> train (resuming a checkpoint if one is
-there) -> save adapter and the loss history. Glue only: TRL, PEFT and transformers do the work.
+Reads top to bottom: data -> arguments -> checkpoint to resume -> model -> trainer -> train
+(Ctrl-C and the time budget end it with a checkpoint) -> save RUN/adapter (or RUN/merged for
+full fine-tuning), the loss history and a summary. Glue only: TRL, PEFT, transformers and
+accelerate do the work, so `accelerate launch` / `torchrun` run this same code on many GPUs.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import os
 import shutil
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from datasets import Dataset
-from transformers import TrainerCallback
-from transformers.trainer_utils import get_last_checkpoint
+from transformers import EarlyStoppingCallback, PrinterCallback
 
 from repotune.config import ModelConfig, TrainConfig
-from repotune.errors import UserError
 from repotune.fsutil import write_json
-from repotune.models.encode import encode_example
-from repotune.models.load import load_model, load_tokenizer, pick_dtype
+from repotune.models.load import load_tokenizer, pick_dtype
 from repotune.models.registry import resolve_model
-from repotune.tasks import load_split
+from repotune.train import checkpoints, tracking
+from repotune.train.callbacks import RichProgress, SaveBest, StopAndSave
+from repotune.train.data import encode, fingerprint, load_rows
+from repotune.train.head import compact_label_positions
+from repotune.train.methods import check_supported, load_base, peft_config
+
+# Checkpoint files that only resuming needs; the rest of a checkpoint is the model itself.
+_RESUME_ONLY = ("optimizer", "scheduler", "rng_state", "scaler", "trainer_state", "training_args")
 
 
-class TimeBudget(TrainerCallback):
-    """Stops training (after saving a checkpoint) once the wall-clock budget is spent."""
-
-    def __init__(self, minutes: float | None):
-        self.deadline = None if minutes is None else time.monotonic() + minutes * 60
-        self.hit = False
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if self.deadline is not None and time.monotonic() >= self.deadline:
-            self.hit = True
-            control.should_training_stop = True
-            control.should_save = True
-        return control
-
-
-def _encoded(rows: list[dict], tokenizer, max_length: int) -> Dataset:
-    enc = [encode_example(tokenizer, r["prompt"], r["completion"], max_length) for r in rows]
-    return Dataset.from_list(enc)
-
-
-def _fingerprint(
-    run_dir: Path, tasks: list[str], model_cfg: ModelConfig, cfg: TrainConfig
-) -> str:
-    """Checkpoints are only resumed for the same data and settings they were trained on."""
-    h = hashlib.sha256()
-    for task in tasks:
-        h.update((run_dir / "datasets" / task / "train.jsonl").read_bytes())
-    h.update(model_cfg.model_dump_json().encode())
-    h.update(cfg.model_dump_json(exclude={"max_minutes", "save_steps", "logging_steps"}).encode())
-    return h.hexdigest()
-
-
-def _checkpoint_to_resume(ckpt_dir: Path, fingerprint: str) -> str | None:
-    stamp = ckpt_dir / "fingerprint.txt"
-    if ckpt_dir.is_dir() and (not stamp.is_file() or stamp.read_text() != fingerprint):
-        shutil.rmtree(ckpt_dir)  # stale: other data or settings
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(fingerprint)
-    return get_last_checkpoint(str(ckpt_dir))
+def _warn(message: str) -> None:
+    print(f"repotune: {message}", file=sys.stderr, flush=True)
 
 
 def run_train(
-    run_dir: Path, model_cfg: ModelConfig, cfg: TrainConfig, tasks: list[str] | None = None
+    run_dir: Path,
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    tasks: list[str] | None = None,
+    warn: Callable[[str], None] = _warn,
 ) -> dict:
-    """Train one adapter on the mix of `tasks` into run_dir/adapter; returns a summary."""
-    from peft import LoraConfig
-    from trl import SFTConfig, SFTTrainer
+    """Train on the mix of `tasks` into run_dir/adapter (full: run_dir/merged); returns a
+    summary. A run that was interrupted resumes from its last checkpoint when called again."""
+    from trl import SFTConfig
 
+    from repotune.train.trainer import Trainer
+
+    run_dir = Path(run_dir)
     tasks = tasks or ["commit"]
-    train_rows = [r for t in tasks for r in load_split(run_dir, t, "train")]
-    val_rows = [r for t in tasks for r in load_split(run_dir, t, "val")]
-    if not train_rows:
-        raise UserError(
-            f"no training examples in {run_dir}/datasets/{{{','.join(tasks)}}}: mine more commits "
-            "or relax the filters (mine.max_changed_lines, build.max_*_chars)"
-        )
-
+    train_rows, val_rows = load_rows(run_dir, tasks)
     model_path = resolve_model(model_cfg.name)
     tokenizer = load_tokenizer(model_path)
     dtype = pick_dtype(model_cfg.dtype)
-    model = load_model(model_path, dtype=model_cfg.dtype)
-    model.train()
+    on_gpu = torch.cuda.is_available()
+    check_supported(cfg, dtype, on_gpu)
 
-    train_ds = _encoded(train_rows, tokenizer, cfg.max_length)
+    train_ds = encode(train_rows, tokenizer, cfg.max_length)
     # Validation during training is a progress signal, not the verdict: a bounded sample.
     val_rows = val_rows[: cfg.max_val_examples]
-    val_ds = _encoded(val_rows, tokenizer, cfg.max_length) if val_rows else None
+    val_ds = encode(val_rows, tokenizer, cfg.max_length) if val_rows else None
 
     ckpt_dir = run_dir / "train" / "checkpoints"
-    on_cuda = torch.cuda.is_available()
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(tracking.tensorboard_dir(run_dir))
     args = SFTConfig(
         output_dir=str(ckpt_dir),
+        run_name=run_dir.resolve().name,
         max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size,
@@ -105,23 +76,43 @@ def run_train(
         learning_rate=cfg.learning_rate,
         lr_scheduler_type=cfg.lr_scheduler,
         warmup_steps=max(int(cfg.warmup_ratio * cfg.max_steps), 0),
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        optim=cfg.optim,
         logging_steps=cfg.logging_steps,
+        save_strategy="steps",
         save_steps=cfg.save_steps,
-        save_total_limit=2,
+        save_total_limit=cfg.save_total_limit,
         eval_strategy="steps" if val_ds is not None else "no",
         eval_steps=cfg.eval_steps or max(cfg.max_steps // 2, 1),
+        metric_for_best_model="eval_loss" if val_ds is not None else None,
+        greater_is_better=False,
+        prediction_loss_only=True,  # else TRL recomputes full logits for every eval batch
         bf16=dtype == torch.bfloat16,
         fp16=dtype == torch.float16,
-        use_cpu=not on_cuda,
-        completion_only_loss=True,
-        max_length=cfg.max_length,
-        report_to="none",
+        use_cpu=not on_gpu,
+        completion_only_loss=cfg.completion_only_loss,
+        packing=cfg.packing == "bfd",
+        padding_free=cfg.packing == "padding_free",
+        # Rows are already cut to max_length by `encode`; padding-free batches have no row size.
+        max_length=None if cfg.packing == "padding_free" else cfg.max_length,
+        report_to=tracking.report_to(cfg, run_dir, warn),
         seed=cfg.seed,
         data_seed=cfg.seed,
-        disable_tqdm=False,
+        disable_tqdm=True,
         dataloader_num_workers=0,
-        gradient_checkpointing=cfg.gradient_checkpointing,
+        activation_checkpointing=cfg.gradient_checkpointing,
+        ddp_find_unused_parameters=False,
     )
+    # From here on, under accelerate/torchrun, the process group exists.
+    with args.main_process_first(local=False, desc="checkpoints"):
+        if args.process_index == 0:
+            stamp = fingerprint(run_dir, tasks, model_cfg, cfg)
+            last = checkpoints.prepare_resume(ckpt_dir, stamp)
+        else:
+            last = checkpoints.last_complete(ckpt_dir)
+
+    model = load_base(model_path, cfg, dtype, args.device)
     # FIM on a model without FIM tokens: the build wrote reserved tokens (<unusedN>,
     # <|reserved_special_token_N|>) as the sentinels. Their embeddings were never trained, so
     # those rows train too where the embeddings are untied (PEFT trainable tokens, saved in the
@@ -129,47 +120,96 @@ def run_train(
     from repotune.models.fim import trainable_fim_ids
 
     fim_ids = trainable_fim_ids(tokenizer, train_rows, model)
-    peft_cfg = LoraConfig(
-        r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=cfg.lora_dropout,
-        target_modules=cfg.target_modules,
-        task_type="CAUSAL_LM",
-        trainable_token_indices=fim_ids or None,
-    )
-    budget = TimeBudget(cfg.max_minutes)
-    trainer = SFTTrainer(
+    compact_label_positions()
+    stop = StopAndSave(cfg.max_minutes, cfg.save_minutes)
+    callbacks = [stop]
+    if val_ds is not None:
+        callbacks.append(SaveBest())
+        if cfg.early_stopping_patience:
+            callbacks.append(
+                EarlyStoppingCallback(cfg.early_stopping_patience, cfg.early_stopping_threshold)
+            )
+    trainer = Trainer(
         model=model,
         args=args,
         train_dataset=train_ds,
         eval_dataset=val_ds,
         processing_class=tokenizer,
-        peft_config=peft_cfg,
-        callbacks=[budget],
+        peft_config=peft_config(cfg, model, fim_ids),
+        callbacks=callbacks,
     )
+    trainer.remove_callback(PrinterCallback)
+    if cfg.progress:
+        trainer.add_callback(RichProgress(trainer.meter))
 
-    last = _checkpoint_to_resume(ckpt_dir, _fingerprint(run_dir, tasks, model_cfg, cfg))
     started = time.monotonic()
-    result = trainer.train(resume_from_checkpoint=last)
+    stop.install()
+    try:
+        result = trainer.train(resume_from_checkpoint=str(last) if last else None)
+    finally:
+        stop.uninstall()
     seconds = time.monotonic() - started
 
-    adapter_dir = run_dir / "adapter"
-    trainer.model.save_pretrained(str(adapter_dir))
-    tokenizer.save_pretrained(str(adapter_dir))
-    history = trainer.state.log_history
-    (run_dir / "train").mkdir(parents=True, exist_ok=True)
-    (run_dir / "train" / "log_history.json").write_text(json.dumps(history, indent=1))
+    state = trainer.state
+    best = state.best_model_checkpoint if cfg.keep_best and val_ds is not None else None
+    out_dir = run_dir / ("merged" if cfg.method == "full" else "adapter")
+    _save_model(trainer, tokenizer, out_dir, Path(best) if best else None)
+    history = state.log_history
+    evals = [h["eval_loss"] for h in history if "eval_loss" in h]
+    meter = trainer.meter
+    interrupted = stop.signal is not None
     summary = {
         "model": model_cfg.name,
         "tasks": tasks,
+        "method": cfg.method,
+        "packing": cfg.packing,
         "dtype": str(dtype).removeprefix("torch."),
-        "steps": trainer.state.global_step,
+        "steps": state.global_step,
+        "max_steps": cfg.max_steps,
         "train_examples": len(train_rows),
         "val_examples": len(val_rows),
         "train_loss": result.training_loss,
+        "val_loss": evals[-1] if evals else None,
+        "best_val_loss": state.best_metric,
+        "best_checkpoint": best,
+        "output": str(out_dir),
         "seconds": round(seconds, 1),
-        "stopped_by_time_budget": budget.hit,
-        "resumed_from": last,
+        "tokens_per_second": round(meter.total_real * args.world_size / meter.total_seconds, 1)
+        if meter.total_seconds
+        else None,
+        "num_processes": args.world_size,
+        "stopped_by_time_budget": stop.stopped_by_time,
+        "interrupted": interrupted,
+        "stopped_early": not interrupted
+        and not stop.stopped_by_time
+        and state.global_step < cfg.max_steps,
+        "resumed_from": str(last) if last else None,
     }
-    write_json(run_dir / "train" / "summary.json", summary)
+    if trainer.is_world_process_zero():
+        (run_dir / "train").mkdir(parents=True, exist_ok=True)
+        (run_dir / "train" / "log_history.json").write_text(json.dumps(history, indent=1))
+        write_json(run_dir / "train" / "summary.json", summary)
+    trainer.accelerator.wait_for_everyone()
+    if interrupted:  # everything is on disk: now stop the way Ctrl-C stops a program
+        raise KeyboardInterrupt
     return summary
+
+
+def _save_model(trainer, tokenizer, out_dir: Path, best: Path | None) -> None:
+    """Write the adapter (or full model) to out_dir, replacing it whole: from the best
+    checkpoint when there is one, else the weights training ended with."""
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
+    if trainer.is_world_process_zero():
+        shutil.rmtree(tmp, ignore_errors=True)
+    if best is None or not best.is_dir():
+        trainer.save_model(str(tmp))  # every rank: FSDP/ZeRO-3 gather the weights here
+    if not trainer.is_world_process_zero():
+        return
+    if best is not None and best.is_dir():
+        tmp.mkdir(parents=True)
+        for f in best.iterdir():
+            if f.is_file() and not f.name.startswith(_RESUME_ONLY) and f.name != "README.md":
+                shutil.copy2(f, tmp / f.name)
+    tokenizer.save_pretrained(str(tmp))
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(tmp, out_dir)
