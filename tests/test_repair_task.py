@@ -10,11 +10,11 @@ from repotune.config import BuildConfig, RepairTaskConfig
 from repotune.errors import UserError
 from repotune.records import Commit
 from repotune.tasks import run_build
+from repotune.tasks.fixsets import load_external
 from repotune.tasks.repair import (
     COMMENT_PREFIX,
     comment_prefix,
     fix_chunk,
-    load_external,
     repair_examples,
     repair_prompt,
 )

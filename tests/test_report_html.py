@@ -246,3 +246,26 @@ def test_pass_at_k_from_candidate_outcomes(tmp_path):
     assert task.pass_columns["base"]["plausible@5"] == 0.0
     assert task.outcomes["tuned"]["test_pass"] == 12
     assert [m.name for m in task.metrics] == ["loss", "plausible@1"]
+
+
+def test_humaneval_section_is_compared_per_problem(tmp_path):
+    (tmp_path / "eval" / "humaneval").mkdir(parents=True)
+    models = {}
+    for model, passing in (("base", 2), ("tuned", 9)):
+        results = [{"task_id": f"HumanEval/{i}", "passed": i < passing, "result": "x"}
+                   for i in range(10) for _ in range(2)]  # fmt: skip
+        write_jsonl(tmp_path / "eval" / "humaneval" / f"{model}_samples.jsonl_results.jsonl",
+                    results)  # fmt: skip
+        models[model] = {"pass@1": passing / 10, "outcomes": {"passed": 2 * passing,
+                         "failed": 20 - 2 * passing}}  # fmt: skip
+    summary = {"tasks": {}, "humaneval": {"n_problems": 10, "models": models}}
+    (tmp_path / "eval" / "summary.json").write_text(json.dumps(summary))
+    report = collect(tmp_path)
+    (he,) = report.benchmarks
+    assert he.metrics[0].name == "pass@1" and he.metrics[0].n == 10
+    assert he.metrics[0].effect == pytest.approx(0.7) and he.winner == "tuned"
+    assert report.verdict.startswith("Ship the tuned model")
+    md = run_report(tmp_path, report).read_text()
+    assert "| outcomes | failed | passed |" in md
+    page = run_html_report(tmp_path, report).read_text()
+    assert page.count('<img class="plot"') == 2  # effects + outcomes

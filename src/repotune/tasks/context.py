@@ -1,0 +1,118 @@
+"""What the task builders of one build share, each part loaded on first use: the mined
+commits, the repository tree the current-code tasks read, and the tokenizer of the model being
+trained (FIM tokens, chat templates, token caps)."""
+
+from __future__ import annotations
+
+import json
+import random
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from repotune.config import BuildConfig
+from repotune.errors import UserError
+
+
+class BuildContext:
+    """Lazy sources for one build; `held_out_times` collects the commit times of history
+    val/test rows, so the tree can be read from before them."""
+
+    def __init__(self, run_dir: Path, cfg: BuildConfig, model: str | None, say):
+        self.run_dir = Path(run_dir)
+        self.cfg = cfg
+        self._model = model
+        self.say = say
+        self.held_out_times: list[int] = []  # commit times of history val/test rows
+
+    @cached_property
+    def commits(self) -> list:
+        from repotune.mine.store import read_commits
+
+        path = self.run_dir / "commits.parquet"
+        if not path.is_file():
+            raise UserError(f"no mined commits at {path}: run `repotune mine` first")
+        return read_commits(path)
+
+    @cached_property
+    def mine_stats(self) -> dict:
+        path = self.run_dir / "mine_stats.json"
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    @cached_property
+    def model_name(self) -> str:
+        """build.model, else the run's model (its config.yaml), else the embedded default."""
+        from repotune.models.registry import EMBEDDED_DEFAULT
+
+        name = self._model or self.cfg.model
+        if name is None:
+            import yaml
+
+            try:
+                saved = yaml.safe_load((self.run_dir / "config.yaml").read_text("utf-8"))
+                name = ((saved or {}).get("model") or {}).get("name")
+            except (OSError, yaml.YAMLError, AttributeError):
+                name = None
+        return name or EMBEDDED_DEFAULT
+
+    @cached_property
+    def tokenizer(self) -> Any:
+        from repotune.models.load import load_tokenizer
+
+        return load_tokenizer(self.model_name)
+
+    @cached_property
+    def snapshot(self):
+        from repotune.code.tree import read_tree
+
+        t = self.cfg.tree
+        repo = t.repo or self.mine_stats.get("repo")
+        if not repo:
+            raise UserError(
+                "fim/explain read the repository's current files: set build.tree.repo=PATH "
+                "(or run `repotune mine` into this run directory first)"
+            )
+        if not Path(repo).expanduser().exists():
+            raise UserError(f"repository {repo} not found: set build.tree.repo=PATH")
+        ref = t.ref or self._cutoff_ref()
+        snap = read_tree(
+            Path(repo).expanduser(),
+            ref,
+            include=t.include,
+            exclude=t.exclude,
+            languages=t.languages,
+            max_file_bytes=t.max_file_bytes,
+        )
+        if t.max_files is not None and len(snap.files) > t.max_files:
+            snap.skipped["over_max_files"] += len(snap.files) - t.max_files
+            keep = random.Random(self.cfg.seed).sample(snap.files, t.max_files)
+            snap.files = sorted(keep, key=lambda f: f.path)
+        self.say(f"tree: {len(snap.files)} files of {repo} at {ref} ({snap.sha[:12]})")
+        return snap
+
+    def _cutoff_ref(self) -> str:
+        """HEAD, or the newest mined commit older than every history val/test commit."""
+        if not self.held_out_times:
+            return "HEAD"
+        limit = min(self.held_out_times)
+        older = [c for c in self.commits if c.committer_time < limit]
+        return max(older, key=lambda c: c.committer_time).sha if older else "HEAD"
+
+    def fits_tokens(self, max_prompt: int | None, max_completion: int | None):
+        """A predicate for token caps in the model's tokenizer (None: no caps, no tokenizer)."""
+        if max_prompt is None and max_completion is None:
+            return None
+
+        def fits(prompt: str, completion: str) -> bool:
+            for text, cap in ((prompt, max_prompt), (completion, max_completion)):
+                if cap is not None and self.count_tokens(text) > cap:
+                    return False
+            return True
+
+        return fits
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
