@@ -87,16 +87,31 @@ def mine(
 
 
 @app.command()
-def build(out: OutOpt = Path("runs/latest"), config: ConfigOpt = None, set_: SetOpt = None) -> None:
+def build(
+    out: OutOpt = Path("runs/latest"),
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    stats: Annotated[
+        bool, typer.Option("--stats", help="print example counts and token lengths per split")
+    ] = False,
+) -> None:
     """Build task datasets RUN/datasets/<task>/{train,val,test}.jsonl from mined commits.
 
-    Example: repotune build --out runs/myproject
+    Example: repotune build --out runs/myproject --set build.tasks='[commit,repair,fim]' --stats
     """
     from repotune.tasks import run_build
 
     cfg = _config(config, set_, out)
-    for task, s in run_build(out, cfg.build).items():
-        _say(f"{task}: {s['examples']} examples from commits {s['commits']}")
+    result = run_build(out, cfg.build, model=cfg.model.name, token_stats=stats, say=_say)
+    for task, s in result.items():
+        origin = f" from commits {s['commits']}" if s.get("commits") else ""
+        _say(f"{task}: {s['examples']} examples{origin}")
+    if stats:
+        from rich.console import Console
+
+        from repotune.tasks.stats import stats_tables
+
+        Console(stderr=True).print(stats_tables(result))
 
 
 @app.command()
@@ -115,7 +130,8 @@ def train(out: OutOpt = Path("runs/latest"), config: ConfigOpt = None, set_: Set
     cfg = _config(config, set_, out)
     s = run_train(out, cfg.model, cfg.train, cfg.build.tasks)
     speed = f", {s['tokens_per_second']:,.0f} tokens/s" if s.get("tokens_per_second") else ""
-    _say(f"trained {s['steps']} steps in {s['seconds']:.0f} s{speed} -> {s['output']}")
+    if os.environ.get("RANK", "0") == "0":  # once, also under accelerate launch / torchrun
+        _say(f"trained {s['steps']} steps in {s['seconds']:.0f} s{speed} -> {s['output']}")
 
 
 @app.command()
@@ -469,9 +485,13 @@ def doctor(
 
 
 def main() -> None:
+    import logging
+
     from repotune.memory import tune_malloc
 
     tune_malloc()
+    # bitsandbytes warns on import about an optional kernel download it cannot do offline.
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     try:
         app(standalone_mode=False)
     except UserError as err:

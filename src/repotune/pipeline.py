@@ -31,7 +31,7 @@ def run_all(repo: Path, out: Path, cfg: RunConfig, say: Callable[[str], None] = 
     stats = run_mine(repo, out, cfg.mine)
     say(f"  {stats['kept']} commits kept, dropped {stats['dropped']}")
     step("build")
-    for task, s in run_build(out, cfg.build).items():
+    for task, s in run_build(out, cfg.build, model=cfg.model.name, say=say).items():
         say(f"  {task}: {s['examples']} examples")
     step("train")
     t = run_train(out, cfg.model, cfg.train, cfg.build.tasks)
