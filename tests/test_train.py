@@ -37,6 +37,14 @@ def write_rows(run_dir: Path, n: int = 24) -> None:
         write_jsonl(run_dir / "datasets" / "commit" / f"{split}.jsonl", part)
 
 
+def load_adapter(base: str, adapter: Path):
+    """The adapter loads onto its base (what evaluate and serve do with RUN/adapter)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    return PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), str(adapter))
+
+
 def small(**overrides) -> TrainConfig:
     base = dict(
         max_steps=4, batch_size=4, max_length=64, save_steps=2, logging_steps=1,
@@ -112,9 +120,7 @@ def test_method_trains_and_saves(tmp_path, tiny_model, method):
         return
     adapter = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
     assert adapter["use_dora"] == (method == "dora")
-    from peft import PeftModel
-
-    PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), tmp_path / "adapter")
+    load_adapter(tiny_model, tmp_path / "adapter")
 
 
 def test_target_presets(tiny_model):
@@ -265,7 +271,4 @@ def test_kill_9_then_the_same_command_resumes(tmp_path, tiny_model):
     for step, lr in logged.items():
         assert lr == pytest.approx(expected[step], rel=1e-6, abs=1e-12), step
 
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), tmp_path / "adapter")
+    load_adapter(tiny_model, tmp_path / "adapter")

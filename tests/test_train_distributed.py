@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_train import write_rows
+from test_train import load_adapter, write_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,8 +23,9 @@ def test_two_processes_train_one_adapter(tmp_path, tiny_model):
         "train.batch_size=2", "train.max_length=64", "train.save_steps=2",
         "train.logging_steps=1", "train.report_to=[]", "train.progress=false",
     ]  # fmt: skip
-    cmd = [accelerate, "launch", "--config_file", str(ROOT / "configs/accelerate/ddp.yaml"),
-           "--num_processes", "2", "-m", "repotune.cli", "train", "--out", str(tmp_path)]  # fmt: skip
+    ddp = str(ROOT / "configs" / "accelerate" / "ddp.yaml")
+    cmd = [accelerate, "launch", "--config_file", ddp, "--num_processes", "2",
+           "-m", "repotune.cli", "train", "--out", str(tmp_path)]  # fmt: skip
     for s in sets:
         cmd += ["--set", s]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
@@ -38,7 +39,4 @@ def test_two_processes_train_one_adapter(tmp_path, tiny_model):
     # 2 processes x batch 2: each step saw 4 examples, one epoch of 24 takes 6 steps.
     assert abs(state["epoch"] - 4 / 6) < 1e-6
 
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), tmp_path / "adapter")
+    load_adapter(tiny_model, tmp_path / "adapter")

