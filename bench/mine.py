@@ -1,24 +1,33 @@
 """Mining speed against PyDriller, on the same commits with the same content.
 
-    python bench/mine.py REPO [--max-commits N] [--workers W]      (pip install -e ".[bench]")
+    python bench/mine.py REPO [--max-commits N] [--workers W] [--runs R] [--content-only]
+                                                                  (pip install -e ".[bench]")
 
-Both miners run in child processes, one after the other, on the same commits: the newest N
-non-merge commits repotune selects (history filters off, so bots and version bumps count too).
+Both miners run in child processes, taking turns, R times each, on the same commits: the newest
+N non-merge commits repotune selects (history filters off, so bots and version bumps count too).
 PyDriller runs as users run it, in one process, reading per modified file the text before the
-commit and the diff. repotune runs `run_mine` with W worker processes (default: all cores) and
-everything on: it also reads the text after, parses hunks, scrubs secrets and deduplicates.
+commit and the diff. repotune runs `run_mine` as users run it, with W worker processes
+(default: all cores) and everything on: it also reads the text after, parses hunks, scrubs
+secrets, deduplicates and writes compressed Parquet. `--content-only` adds a third run with
+scrubbing and deduplication off, printed apart.
 
-Printed: commits/s of each, the ratio, the peak memory of each (largest single process, and
-the whole process tree sampled every 20 ms), and an estimate for a 1.2M-commit history on 16
-cores from the measured per-worker rate plus the serial parts (selection and merge).
+The machine may be busy with other work, so each run is measured two ways, and the median of
+the R runs is printed: wall-clock commits/s, and CPU seconds of the child's whole process tree
+(the repotune workers, PyDriller's git subprocesses; start-up imports excluded from both), with
+the load average around the runs.
+Also printed: the peak memory of each (largest single process, and the whole tree sampled
+every 20 ms), and an estimate for a 1.2M-commit history on 16 cores from repotune's measured
+CPU cost per commit in the workers and in the main process.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,55 +43,93 @@ def main() -> None:
     parser.add_argument("repo", type=Path)
     parser.add_argument("--max-commits", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--content-only", action="store_true", help="also run without scrub/dedup")
     parser.add_argument("--child", choices=["repotune", "pydriller"], help=argparse.SUPPRESS)
+    parser.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--shas", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child == "repotune":
-        result = _repotune(args.repo, args.out, args.max_commits, args.workers)
+        result = _repotune(args.repo, args.out, args.max_commits, args.workers, args.plain)
         args.result.write_text(json.dumps(result))
     elif args.child == "pydriller":
         result = _pydriller(args.repo, json.loads(args.shas.read_text()))
         args.result.write_text(json.dumps(result))
     else:
-        _compare(args.repo.resolve(), args.max_commits, args.workers)
+        _compare(args)
 
 
-def _compare(repo: Path, max_commits: int, workers: int) -> None:
+def _compare(args: argparse.Namespace) -> None:
+    repo = args.repo.resolve()
+    runs: dict[str, list[dict]] = {"pydriller": [], "repotune": [], "content": []}
+    loads = [os.getloadavg()]
     with tempfile.TemporaryDirectory() as tmp:
-        out, shas_file = Path(tmp) / "run", Path(tmp) / "shas.json"
-        ours = _child(["repotune", str(repo), "--max-commits", str(max_commits),
-                       "--workers", str(workers), "--out", str(out)], Path(tmp))  # fmt: skip
-        shas_file.write_text(json.dumps(ours.pop("shas")))
-        theirs = _child(["pydriller", str(repo), "--shas", str(shas_file)], Path(tmp))
+        shas_file = Path(tmp) / "shas.json"
+        common = [str(repo), "--max-commits", str(args.max_commits), "--workers", str(args.workers)]
+        for i in range(args.runs):
+            out = Path(tmp) / f"run{i}"
+            ours = _child(["repotune", *common, "--out", str(out)], Path(tmp))
+            shas_file.write_text(json.dumps(ours.pop("shas")))
+            runs["repotune"].append(ours)
+            runs["pydriller"].append(_child(["pydriller", str(repo), "--shas", str(shas_file)],
+                                            Path(tmp)))  # fmt: skip
+            if args.content_only:
+                plain = _child(["repotune", *common, "--out", str(out) + "p", "--plain"], Path(tmp))
+                plain.pop("shas")
+                runs["content"].append(plain)
+            loads.append(os.getloadavg())
+    theirs, ours = _median(runs["pydriller"]), _median(runs["repotune"])
     if theirs["commits"] != ours["commits"]:
         sys.exit(f"not the same commits: {theirs['commits']} vs {ours['commits']}")
-    ratio = ours["rate"] / theirs["rate"]
-    t = ours["timings"]
     n = ours["commits"]
-    per_worker = n / (t["shards"] * ours["workers"])  # commits/s of one worker process
-    estimate = HISTORY * ((t["select"] + t["merge"]) / n) + HISTORY / (per_worker * CORES)
     print(f"repository   {repo}  ({n} commits, {ours['files']} file changes)")
-    print(f"machine      {os.cpu_count()} cores; repotune with {ours['workers']} workers")
-    print(f"PyDriller    {theirs['rate']:8.1f} commits/s   peak RSS {_mb(theirs)}")
-    print(f"repotune     {ours['rate']:8.1f} commits/s   peak RSS {_mb(ours)}")
-    print(f"ratio        {ratio:8.1f}x")
     print(
-        f"repotune     select {t['select']:.2f}s, shards {t['shards']:.2f}s "
-        f"({per_worker:.0f} commits/s per worker), merge {t['merge']:.2f}s"
+        f"machine      {os.cpu_count()} cores; repotune with {ours['workers']} workers; "
+        f"median of {args.runs} runs each"
     )
+    print("load average " + " -> ".join("/".join(f"{x:.1f}" for x in la) for la in loads))
+    print("             wall s  commits/s    CPU s  commits/CPU-s   peak RSS")
+    print(_line("PyDriller", theirs))
+    print(_line("repotune", ours))
+    if runs["content"]:
+        print(_line("repotune, content only (no scrubbing, no dedup)", _median(runs["content"])))
+    wall_ratio = ours["rate"] / theirs["rate"]
+    cpu_ratio = theirs["cpu"] / ours["cpu"]
+    print(f"ratio        {wall_ratio:.1f}x commits/s (wall), {cpu_ratio:.1f}x commits/CPU-s")
+    t = ours["timings"]
+    worker_cpu = (ours["cpu"] - ours["main_cpu"]) / n  # CPU-s per commit in the workers
+    main_cpu = ours["main_cpu"] / n  # select, dedup, join, start-up: one process
+    print(
+        f"repotune     select {t['select']:.2f}s, shards {t['shards']:.2f}s, merge "
+        f"{t['merge']:.2f}s; CPU per commit: workers {worker_cpu * 1000:.2f} ms, "
+        f"main process {main_cpu * 1000:.2f} ms"
+    )
+    estimate = HISTORY * max(worker_cpu / CORES, main_cpu)
     print(
         f"estimate     {HISTORY:,} commits on {CORES} cores: {estimate / 60:.0f} min "
         f"(PyDriller, one process: {HISTORY / theirs['rate'] / 3600:.1f} h)"
     )
 
 
-def _mb(result: dict) -> str:
+def _line(name: str, r: dict) -> str:
+    label = f"{name:12s}" if len(name) <= 12 else f"{name}\n{'':12s}"
     return (
-        f"{result['maxrss_mb']:6.0f} MB largest process, "
-        f"{result['tree_rss_mb']:6.0f} MB all processes"
+        f"{label} {r['seconds']:6.2f} {r['rate']:10.1f} {r['cpu']:8.2f} "
+        f"{r['commits'] / r['cpu']:14.1f}   {r['maxrss_mb']:.0f} MB largest process, "
+        f"{r['tree_rss_mb']:.0f} MB all"
     )
+
+
+def _median(results: list[dict]) -> dict:
+    """The run with the median wall time, its CPU seconds replaced by the median CPU."""
+    ordered = sorted(results, key=lambda r: r["seconds"])
+    median = dict(ordered[len(ordered) // 2])
+    for key in ("cpu", "main_cpu"):
+        if key in median:
+            median[key] = statistics.median(r[key] for r in results)
+    return median
 
 
 def _child(args: list[str], tmp: Path) -> dict:
@@ -119,7 +166,17 @@ def _peak_rss_mb() -> float:
     return max(own, children) / 1024
 
 
-def _repotune(repo: Path, out: Path, max_commits: int, workers: int) -> dict:
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _tree_cpu() -> float:
+    """CPU seconds of this process and of the children it has reaped (workers, git)."""
+    return _cpu(resource.RUSAGE_SELF) + _cpu(resource.RUSAGE_CHILDREN)
+
+
+def _repotune(repo: Path, out: Path, max_commits: int, workers: int, plain: bool) -> dict:
     os.environ["REPOTUNE_QUIET"] = "1"
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -134,10 +191,12 @@ def _repotune(repo: Path, out: Path, max_commits: int, workers: int) -> dict:
         exclude_authors=[],
         drop_messages=[],
         workers=workers,
+        **({"scrub_secrets": False, "dedup": "off"} if plain else {}),
     )
-    start = time.perf_counter()
+    start, cpu, main_cpu = time.perf_counter(), _tree_cpu(), _cpu(resource.RUSAGE_SELF)
     stats = run_mine(repo, out, cfg)
     seconds = time.perf_counter() - start
+    cpu, main_cpu = _tree_cpu() - cpu, _cpu(resource.RUSAGE_SELF) - main_cpu
     shas = select_commits(open_repo(repo), repo, cfg).shas
     files = pc.list_flatten(pq.read_table(out / "commits.parquet", columns=["files"])["files"])
     return {
@@ -145,6 +204,8 @@ def _repotune(repo: Path, out: Path, max_commits: int, workers: int) -> dict:
         "files": len(files),
         "seconds": seconds,
         "rate": len(shas) / seconds,
+        "cpu": cpu,  # of run_mine, workers included (imports before it are not counted)
+        "main_cpu": main_cpu,  # of the main process alone
         "workers": stats["workers"],
         "timings": stats["timings"],
         "maxrss_mb": _peak_rss_mb(),
@@ -156,11 +217,12 @@ def _pydriller(repo: Path, shas: list[str]) -> dict:
     from pydriller import Repository
 
     wanted = set(shas)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _tree_cpu()
     commits = files = 0
     # `only_commits` filters the same walk; newest first, as repotune walks
     walk = Repository(str(repo), only_no_merge=True, order="reverse", only_commits=shas)
-    for commit in walk.traverse_commits():
+    traversal = walk.traverse_commits()
+    for commit in traversal:
         if commit.hash not in wanted:
             continue
         for modified in commit.modified_files:
@@ -169,12 +231,15 @@ def _pydriller(repo: Path, shas: list[str]) -> dict:
         commits += 1
         if commits == len(wanted):
             break
+    traversal.close()  # ends (and waits for) its `git cat-file` processes: their CPU counts
+    gc.collect()
     seconds = time.perf_counter() - start
     return {
         "commits": commits,
         "files": files,
         "seconds": seconds,
         "rate": commits / seconds,
+        "cpu": _tree_cpu() - cpu,  # its git subprocesses included
         "maxrss_mb": _peak_rss_mb(),
     }
 

@@ -89,3 +89,40 @@ def test_run_mine_dedups_across_shards(
     assert stats["dropped"] == {"duplicate": 2, "near_duplicate": 1}
     kept = [c.sha for c in read_commits(tmp_path / "run" / "commits.parquet")]
     assert kept == [s["other"], s["drop"], s["add"], s["root"]]
+
+
+def test_minhash_is_datasketchs() -> None:
+    """The workers' numpy MinHash gives datasketch's values, so its LSH index reads them."""
+    import zlib
+
+    from datasketch import MinHash
+
+    from repotune.mine.dedup import NUM_PERM, SEED, minhash
+
+    for items in ([b"x"], [f"line {i}".encode() for i in range(500)], [b"", "é".encode()]):
+        m = MinHash(NUM_PERM, seed=SEED, scheme="affine32", hashfunc=zlib.crc32)
+        m.update_batch(items)
+        assert (minhash(items) == m.hashvalues).all()
+
+
+def test_lsh_is_datasketchs() -> None:
+    """Same bands as datasketch's MinHashLSH for any threshold, same candidates."""
+    import numpy as np
+    from datasketch import LeanMinHash, MinHashLSH
+    from datasketch.lsh import _optimal_param
+
+    from repotune.mine.dedup import LSH, NUM_PERM, lsh_bands
+
+    for t in [i / 100 for i in range(1, 101)]:
+        assert lsh_bands(t, NUM_PERM) == _optimal_param(t, NUM_PERM, 0.5, 0.5), t
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 1 << 32, size=(50, NUM_PERM), dtype=np.uint32)
+    sketches = [b.copy() for b in base for _ in range(4)]
+    for s in sketches:  # near copies: some values changed
+        s[rng.integers(0, NUM_PERM, size=int(rng.integers(0, 30)))] = rng.integers(0, 1 << 32)
+    ours, theirs = LSH(0.85, NUM_PERM), MinHashLSH(threshold=0.85, num_perm=NUM_PERM)
+    for key, s in enumerate(sketches):
+        sketch = LeanMinHash(seed=1, hashvalues=s, scheme="affine32")
+        assert ours.query(s) == set(theirs.query(sketch))
+        ours.insert(key, s)
+        theirs.insert(key, sketch, check_duplication=False)

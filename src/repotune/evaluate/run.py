@@ -6,6 +6,7 @@ adapter. Per-row results go to eval/<task>/<model>.jsonl so a report can bootstr
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -86,9 +87,13 @@ def run_evaluate(
     tasks: list[str] | None = None,
 ) -> dict:
     """Write eval/summary.json ({"tasks": {task: {"base": .., "tuned": ..}}}) and return it."""
-    adapter = run_dir / "adapter"
-    if not (adapter / "adapter_config.json").is_file():
-        raise UserError(f"no adapter at {adapter}: run `repotune train` first")
+    adapter, merged = run_dir / "adapter", run_dir / "merged"
+    if (adapter / "adapter_config.json").is_file():
+        tuned = (None, str(adapter))  # base weights + adapter
+    elif (merged / "config.json").is_file():
+        tuned = (str(merged), None)  # a full fine-tune (or a merged adapter)
+    else:
+        raise UserError(f"no adapter at {adapter} or model at {merged}: run `repotune train` first")
     model_path = resolve_model(model_cfg.name)
     tokenizer = load_tokenizer(model_path)
     summary: dict = {"model": model_cfg.name, "tasks": {}}
@@ -100,13 +105,16 @@ def run_evaluate(
             raise UserError(f"the {task} test split is empty: mine more commits")
         gen_idx = _generation_sample(rows, cfg.generate_examples)
         result = {}
-        for label, adapter_path in (("base", None), ("tuned", str(adapter))):
-            model = load_model(model_path, dtype=model_cfg.dtype, adapter=adapter_path)
+        for label, (path, adapter_path) in (("base", (None, None)), ("tuned", tuned)):
+            model = load_model(path or model_path, dtype=model_cfg.dtype, adapter=adapter_path)
             result[label], per_row = _eval_model(
                 model, tokenizer, rows, gen_idx, cfg, max_length, label
             )
             write_jsonl(run_dir / "eval" / task / f"{label}.jsonl", per_row)
             del model
         summary["tasks"][task] = result
-    write_json(run_dir / "eval" / "summary.json", summary)
+    # Other evaluations (bugs, humaneval, ...) keep their sections of the same file.
+    path = run_dir / "eval" / "summary.json"
+    previous = json.loads(path.read_text()) if path.is_file() else {}
+    write_json(path, {**previous, **summary})
     return summary

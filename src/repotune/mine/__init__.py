@@ -1,7 +1,8 @@
 """The mine stage: a git repository in, `commits.parquet` and `mine_stats.json` out, so later
 stages never touch git and the numbers behind a dataset can be read without rerunning.
 
-    select (main process) -> shards (worker processes) -> merge + dedup (main process)
+    select (main process) -> mine + encode shards (worker processes; dedup in the main
+    process as shards finish) -> join the encoded parts (main process, a file copy)
 
 Shards live in RUN/mine-shards while the stage runs and are removed once `commits.parquet` is
 written; a run stopped half-way is resumed by running the same command again.
@@ -21,17 +22,19 @@ from typing import Any
 from repotune.config import MineConfig
 from repotune.fsutil import write_json
 from repotune.mine.history import mine_commits
-from repotune.mine.merge import duplicates, merge_shards
+from repotune.mine.merge import Dedup, join_parts
 from repotune.mine.select import open_repo, select_commits
 from repotune.mine.shards import (
     ShardFn,
     default_workers,
+    is_mined,
     mine_shard,
+    part_footer,
     plan_key,
     plan_shards,
     run_shards,
-    shard_dropped,
 )
+from repotune.mine.stats import PartStats
 from repotune.mine.store import read_commits, write_commits
 
 __all__ = ["mine_commits", "read_commits", "run_mine", "write_commits"]
@@ -77,20 +80,24 @@ def mine_into(
         stale.unlink(missing_ok=True)
     tasks = plan_shards(repo_path, selection.shas, cfg, folder)
     workers = cfg.workers or default_workers()
-    done = sum(len(t.shas) for t in tasks if Path(t.path).is_file())
+    done = sum(len(t.shas) for t in tasks if is_mined(t))
+    dedup = Dedup(len(tasks), cfg)
     t1 = time.monotonic()
-    run_shards(tasks, workers, shard_fn, len(selection.shas), done)
+    run_shards(tasks, workers, shard_fn, len(selection.shas), done, dedup)
     t2 = time.monotonic()
 
     dropped: Counter[str] = Counter(selection.dropped)
+    kept = PartStats()
     for task in tasks:
-        dropped.update(shard_dropped(task.path))
-    masks, copies = duplicates(tasks, cfg)
-    dropped.update(copies)
-    written = merge_shards(tasks, commits_path, masks)
+        shard_dropped, part = part_footer(task)
+        dropped.update(shard_dropped)
+        kept.update(part)
+    dropped.update(dedup.dropped)
+    join_parts(tasks, commits_path)
     shutil.rmtree(folder, ignore_errors=True)
     t3 = time.monotonic()
     seconds = t3 - t0
+    written = kept.result()
     stats = {
         "repo": str(repo),
         "ref": cfg.ref,
@@ -103,7 +110,8 @@ def mine_into(
         "shards": len(tasks),
         "seconds": round(seconds, 3),
         "commits_per_second": round(len(selection.shas) / seconds, 1) if seconds else None,
-        # select + merge run in this process; shards in parallel (this run mined `done` fewer)
+        # select + merge run in this process; shards (mine and encode) in parallel (this run
+        # mined `done` fewer)
         "timings": {
             "select": round(t1 - t0, 3),
             "shards": round(t2 - t1, 3),

@@ -44,6 +44,8 @@ _CHANGE_TYPES = {
     DeltaStatus.TYPECHANGE: "modified",
 }
 _HUNK = re.compile(rb"@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+_HUNK_LINE = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@.*$", re.MULTILINE)
+_SIGNS = (" ", "+", "-")
 _CACHE_BYTES = 64 << 20  # per cache (blobs, texts), per worker
 # Trailers that name people (`Signed-off-by: Ada <ada@example.com>`): hashed with the author.
 _TRAILER = re.compile(r"^([A-Za-z-]+-by|Cc):[ \t]*([^<\n]*?)[ \t]*<([^>\n]*)>", re.MULTILINE)
@@ -68,6 +70,11 @@ class _Side:
     encoding: str | None
     skip: str | None
     secrets: list[str]
+
+    @property
+    def clean(self) -> bool:
+        """UTF-8 text in which nothing was scrubbed."""
+        return self.skip is None and self.encoding is None and not self.secrets
 
 
 class CommitMiner:
@@ -184,7 +191,8 @@ class CommitMiner:
             encoding = (old and old.encoding) or (new and new.encoding)
             codecs = tuple((s and s.encoding) or "utf-8" for s in (old, new or old))
             secrets += (old.secrets if old else []) + (new.secrets if new else [])
-            hunks = self._hunks(f.patch, path, codecs, secrets)
+            scrub = not all(side.clean for side in sides if side is not None)
+            hunks = self._hunks(f.patch, path, codecs, secrets, scrub)
         return {
             "old_path": old_path,
             "new_path": new_path,
@@ -205,26 +213,32 @@ class CommitMiner:
         blobs = [b for b in (f.old, f.new) if b is not None]
         if any(b.size > self.cfg.max_file_bytes for b in blobs):
             return "too_large", []
-        sides = [self._side(b, path) if b is not None else None for b in (f.old, f.new)]
+        ftype = file_type(path) if self.scrubber is not None else None
+        pair = (f.old, f.new)
+        sides = [self._sides.get((b.id, ftype)) if b is not None else None for b in pair]
+        for i, blob in enumerate(pair):
+            if blob is not None and sides[i] is None:
+                other = sides[1 - i]
+                if self.scrubber is not None and other is not None and other.clean:
+                    side = self._derived_side(blob, f.patch, b"-+"[i : i + 1], path)
+                else:
+                    side = self._read_side(blob, path)
+                self._remember((blob.id, ftype), side)
+                sides[i] = side
         for side in sides:
             if side is not None and side.skip is not None:
                 return side.skip, []
         return None, sides
 
-    def _side(self, blob: pygit2.Blob, path: str) -> _Side:
-        """A blob's text, decoded and scrubbed once: scrubbing depends on the path only through
-        detect-secrets' file type, so that is part of the key."""
-        key = (blob.id, file_type(path) if self.scrubber is not None else None)
-        side = self._sides.get(key)
-        if side is None:
-            side = self._read_side(blob, path)
-            size = len(side.text or "")
-            while self._sides and self._side_chars + size > _CACHE_BYTES:
-                old = self._sides.pop(next(iter(self._sides)))
-                self._side_chars -= len(old.text or "")
-            self._sides[key] = side
-            self._side_chars += size
-        return side
+    def _remember(self, key: tuple[pygit2.Oid, object], side: _Side) -> None:
+        """Sides are cached by blob and file type (scrubbing depends on the path only through
+        detect-secrets' file type): the next older commit's `after` is this one's `before`."""
+        size = len(side.text or "")
+        while self._sides and self._side_chars + size > _CACHE_BYTES:
+            old = self._sides.pop(next(iter(self._sides)))
+            self._side_chars -= len(old.text or "")
+        self._sides[key] = side
+        self._side_chars += size
 
     def _read_side(self, blob: pygit2.Blob, path: str) -> _Side:
         data = blob.data
@@ -239,46 +253,51 @@ class CommitMiner:
                 text = data.decode(encoding)
             except UnicodeDecodeError:
                 return _Side(None, None, "not_decodable", [])
+            data = text.encode("utf-8", "surrogatepass")
         secrets: list[str] = []
         if self.scrubber is not None:
-            if has_private_key(text):
+            if has_private_key(data):
                 return _Side(None, None, "secret", [])
-            text, secrets = self.scrubber.text(text, path)
+            scrubbed, secrets = self.scrubber.data(data, path)
+            if secrets:
+                text = scrubbed.decode("utf-8", "surrogatepass")
         return _Side(text, encoding, None, secrets)
 
+    def _derived_side(self, blob: pygit2.Blob, patch: bytes, sign: bytes, path: str) -> _Side:
+        """A side whose other side is clean: UTF-8, nothing scrubbed, no private key.
+        Scrubbing is decided line by line, and each line of this side is either a line of the
+        other side or one the patch marks with `sign`; if none of the marked lines holds a
+        secret, this side is clean too, and its text is kept without scanning all of it."""
+        try:
+            text = blob.data.decode("utf-8")
+        except UnicodeDecodeError:
+            return self._read_side(blob, path)
+        start = patch.find(b"\n@@") + 1  # where the hunks start
+        assert self.scrubber is not None
+        lines = patch[start:].split(b"\n")
+        changed = b"\n".join([line[1:] for line in lines if line[:1] == sign])
+        if not start or has_private_key(changed) or self.scrubber.data(changed, path)[1]:
+            return self._read_side(blob, path)  # rare: scrub the whole text as usual
+        return _Side(text, None, None, [])
+
     def _hunks(
-        self, patch: bytes, path: str, codecs: tuple[str, str], secrets: list[str]
+        self, patch: bytes, path: str, codecs: tuple[str, str], secrets: list[str], scrub: bool
     ) -> list[dict[str, Any]]:
         """Hunks parsed from the patch text: ' ', '-', '+' lines (no newline); libgit2's
         '\\ No newline at end of file' markers dropped. '-' lines decode as the old side,
-        the others as the new side."""
-        hunks: list[dict[str, Any]] = []
-        lines: list[str] = []
-        old_codec, new_codec = codecs
-        for raw in patch.split(b"\n"):
-            head = raw[:1]
-            if head == b"@":
-                m = _HUNK.match(raw)
-                if m is None:
-                    continue
-                lines = []
-                hunks.append(
-                    {
-                        "old_start": int(m[1]),
-                        "old_lines": 1 if m[2] is None else int(m[2]),
-                        "new_start": int(m[3]),
-                        "new_lines": 1 if m[4] is None else int(m[4]),
-                        "header": raw.decode(new_codec, "replace"),
-                        "lines": lines,
-                    }
-                )
-            elif hunks and head in (b" ", b"+", b"-"):
-                lines.append(raw.decode(old_codec if head == b"-" else new_codec, "replace"))
+        the others as the new side. `scrub=False`: no line can hold a secret (both sides are
+        clean), only the headers' function context is checked."""
+        if codecs == ("utf-8", "utf-8"):  # '\n' is never inside a UTF-8 character
+            hunks = _utf8_hunks(patch.decode("utf-8", "replace"))
+        else:
+            hunks = _coded_hunks(patch, codecs)
         if self.scrubber is not None:
             for h in hunks:
-                h["lines"], found = self.scrubber.diff_lines(h["lines"], path)
+                if scrub:
+                    h["lines"], found = self.scrubber.diff_lines(h["lines"], path)
+                    secrets += found
                 h["header"], found_in_header = self.scrubber.header(h["header"], path)
-                secrets += found + found_in_header
+                secrets += found_in_header
         return hunks
 
     def _blob(self, oid: pygit2.Oid | None) -> pygit2.Blob | None:
@@ -307,6 +326,48 @@ class _FileDiff:
     deleted: int = 0
     kind_skip: str | None = None
     patch: bytes = b""
+
+
+def _hunk(m: re.Match[str] | re.Match[bytes], header: str) -> dict[str, Any]:
+    return {
+        "old_start": int(m[1]),
+        "old_lines": 1 if m[2] is None else int(m[2]),
+        "new_start": int(m[3]),
+        "new_lines": 1 if m[4] is None else int(m[4]),
+        "header": header,
+        "lines": [],
+    }
+
+
+def _utf8_hunks(patch: str) -> list[dict[str, Any]]:
+    """`_coded_hunks` of a patch decoded as a whole: one split per hunk, no loop per line."""
+    heads = list(_HUNK_LINE.finditer(patch))
+    hunks = []
+    for k, m in enumerate(heads):
+        end = heads[k + 1].start() if k + 1 < len(heads) else len(patch)
+        body = patch[m.end() + 1 : end].removesuffix("\n")
+        lines = body.split("\n") if body else []
+        if body.startswith("\\") or "\n\\" in body:  # a "\ No newline ..." marker
+            lines = [line for line in lines if line[:1] in _SIGNS]
+        hunk = _hunk(m, m[0])
+        hunk["lines"] = lines
+        hunks.append(hunk)
+    return hunks
+
+
+def _coded_hunks(patch: bytes, codecs: tuple[str, str]) -> list[dict[str, Any]]:
+    hunks: list[dict[str, Any]] = []
+    old_codec, new_codec = codecs
+    for raw in patch.split(b"\n"):
+        head = raw[:1]
+        if head == b"@":
+            m = _HUNK.match(raw)
+            if m is not None:
+                hunks.append(_hunk(m, raw.decode(new_codec, "replace")))
+        elif hunks and head in (b" ", b"+", b"-"):
+            codec = old_codec if head == b"-" else new_codec
+            hunks[-1]["lines"].append(raw.decode(codec, "replace"))
+    return hunks
 
 
 def _delta_path(delta: pygit2.DiffDelta) -> str:

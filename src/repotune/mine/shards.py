@@ -1,10 +1,22 @@
 """Commit shards: the selected commits cut into runs of consecutive commits, each mined by a
-worker process into its own Parquet file.
+worker process, then encoded as a part of the final Parquet file.
 
-A shard's file name is a digest of the arguments that shape its rows and of its commits, and the
-file appears atomically once complete; so a re-run with the same arguments finds the shards an
-interrupted run finished and mines only the rest. Each worker process opens its own repository
-(see `_context` for how workers start).
+A shard goes through two files, each written atomically:
+
+1. its mined rows (`NNNNNN-DIGEST.arrow`, Arrow IPC, uncompressed), with the keys deduplication
+   needs and the counts of commits it dropped;
+2. once every older shard is mined, so its duplicates are known (see `merge.Dedup`), its part
+   (`NNNNNN-DIGEST-PLAN.parquet`): the kept rows, encoded exactly as `commits.parquet` is, with
+   the keys and counts in its footer. The rows file is then removed.
+
+Parts are joined into `commits.parquet` without re-encoding (`concat`), so compression runs in
+the workers, in parallel, and the merge in the parent costs a file copy.
+
+A rows file's name is a digest of the arguments that shape its rows and of its commits; a part's
+adds the digest of the whole plan, since which rows are duplicates depends on all older
+commits. So a re-run with the same arguments finds what an interrupted run finished and does
+only the rest. Each worker process opens its own repository (see `_context` for how workers
+start).
 """
 
 from __future__ import annotations
@@ -18,13 +30,14 @@ import signal
 import sys
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pygit2
@@ -33,10 +46,14 @@ from repotune.config import MineConfig
 from repotune.fsutil import atomic_path
 from repotune.mine.history import CommitMiner, Mined, fast_reads
 from repotune.mine.progress import progress
-from repotune.mine.store import COMMIT_SCHEMA, row_size
+from repotune.mine.stats import PartStats
+from repotune.mine.store import COMMIT_SCHEMA, WRITE_OPTIONS, row_size
 
-FORMAT = 1  # bump when a shard's rows change for the same arguments
-_META = b"repotune.shard"
+FORMAT = 2  # bump when a shard's rows or files change for the same arguments
+_DROPPED = b"repotune.dropped"
+_KEYS = b"repotune.keys"
+_STATS = b"repotune.stats"
+META_PREFIX = b"repotune."  # footer keys of a part that commits.parquet leaves out
 # A shard's rows plus what the merge needs: dedup keys and per-commit counts for the stats.
 SHARD_SCHEMA = pa.schema(
     [
@@ -47,16 +64,10 @@ SHARD_SCHEMA = pa.schema(
         ("_minhash", pa.binary()),
     ]
 )
+_KEY_SCHEMA = pa.schema([("_exact", pa.binary()), ("_minhash", pa.binary())])
+# Rows are converted to Arrow and written every ~32 MB of text: a worker's memory stays bounded
+# and each batch becomes one row group of the output.
 _ROW_BATCH_BYTES = 32 << 20
-# Shards are read once, by the merge, which is the one step that does not run in parallel:
-# plain encoding in large pages makes them cheap to write here and cheap to read there (with
-# 1 MB pages, file texts cost ~5x more to read back).
-_SHARD_WRITE_OPTIONS = {
-    "compression": "none",
-    "use_dictionary": False,
-    "write_statistics": False,
-    "data_page_size": 64 << 20,
-}
 
 
 @dataclass(frozen=True)
@@ -65,10 +76,12 @@ class ShardTask:
     repo: str
     shas: tuple[str, ...]
     cfg: MineConfig
-    path: str
+    path: str  # mined rows (Arrow IPC)
+    part: str  # the kept rows, encoded (Parquet)
 
 
 ShardFn = Callable[..., dict[str, int]]
+Keys = tuple[list[bytes | None], list[bytes | None]]
 
 
 def config_key(cfg: MineConfig) -> str:
@@ -94,19 +107,47 @@ def shard_size(n: int, cfg: MineConfig) -> int:
 def plan_shards(repo: Path, shas: Sequence[str], cfg: MineConfig, folder: Path) -> list[ShardTask]:
     size = shard_size(len(shas), cfg)
     base = config_key(cfg)
+    plan = plan_key(cfg, shas)[:12]
     tasks = []
     for index, start in enumerate(range(0, len(shas), size)):
         part = tuple(shas[start : start + size])
         digest = hashlib.sha256((base + "\n" + "\n".join(part)).encode()).hexdigest()[:24]
-        path = folder / f"{index:06d}-{digest}.parquet"
-        tasks.append(ShardTask(index, str(repo), part, cfg, str(path)))
+        name = f"{index:06d}-{digest}"
+        tasks.append(
+            ShardTask(
+                index,
+                str(repo),
+                part,
+                cfg,
+                str(folder / f"{name}.arrow"),
+                str(folder / f"{name}-{plan}.parquet"),
+            )
+        )
     return tasks
 
 
-def shard_dropped(path: str) -> dict[str, int]:
-    """Counts of commits a finished shard dropped, from its footer."""
-    meta = pq.read_metadata(path).metadata or {}
-    return json.loads(meta.get(_META, b"{}"))
+def is_mined(task: ShardTask) -> bool:
+    return Path(task.part).is_file() or Path(task.path).is_file()
+
+
+# --- what a finished shard says -----------------------------------------------------------------
+
+
+def shard_keys(task: ShardTask) -> Keys:
+    """(exact, minhash) dedup keys of every mined row, from the part or else the rows file."""
+    if Path(task.part).is_file():
+        data = pq.read_metadata(task.part).metadata[_KEYS]
+        table = pa.ipc.open_stream(data).read_all()
+    else:
+        with pa.memory_map(task.path) as source:
+            table = pa.ipc.open_file(source).read_all().select(_KEY_SCHEMA.names)
+    return table["_exact"].to_pylist(), table["_minhash"].to_pylist()
+
+
+def part_footer(task: ShardTask) -> tuple[dict[str, int], PartStats]:
+    """Counts of commits the shard dropped while mining, and stats of the rows it kept."""
+    meta = pq.read_metadata(task.part).metadata
+    return json.loads(meta[_DROPPED]), PartStats.from_json(meta[_STATS])
 
 
 # --- running ----------------------------------------------------------------------------------
@@ -119,42 +160,110 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
+class MaskSource(Protocol):
+    """What `run_shards` asks of deduplication: take a mined shard's keys (any order), give
+    back `(index, mask of rows to keep)` for each shard whose older shards are all known."""
+
+    def add(self, index: int, keys: Keys) -> Iterable[tuple[int, np.ndarray]]: ...
+
+
 def run_shards(
-    tasks: Sequence[ShardTask], workers: int, shard_fn: ShardFn, total: int, done: int
+    tasks: Sequence[ShardTask],
+    workers: int,
+    shard_fn: ShardFn,
+    total: int,
+    done: int,
+    masks: MaskSource,
 ) -> None:
-    """Mine every task whose file is missing; in this process if one worker (or one shard) is
-    enough, else in a pool. On an error or Ctrl-C the workers are stopped at once: finished
-    shards stay for the next run, unfinished ones leave no file."""
-    pending = [t for t in tasks if not Path(t.path).is_file()]
-    if not pending:
+    """Mine every shard that has no file yet, oldest first, and encode each shard's part as
+    soon as its mask is known; in this process if one worker is enough, else in a pool. On an
+    error or Ctrl-C the workers are stopped at once: finished files stay for the next run,
+    unfinished ones leave no file."""
+    by_index = {t.index: t for t in tasks}
+    encode: deque[tuple[ShardTask, np.ndarray]] = deque()
+
+    def mined(task: ShardTask) -> None:
+        for index, mask in masks.add(task.index, shard_keys(task)):
+            if not Path(by_index[index].part).is_file():
+                encode.append((by_index[index], mask))
+
+    to_mine: deque[ShardTask] = deque()
+    for task in reversed(tasks):  # oldest first: duplicates are decided oldest first
+        if is_mined(task):
+            mined(task)
+        else:
+            to_mine.append(task)
+    if not to_mine and not encode:
         return
-    if workers <= 1 or len(pending) == 1:
-        with progress(total) as update, fast_reads():
-            update(done)
-            counter = _Counter(done, update)
-            for task in pending:
-                shard_fn(task, counter)
-        return
-    ctx = _context()
-    counter = ctx.Value("q", done)
-    workers = min(workers, len(pending))
-    pool = ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=(counter,))
+    inline = workers <= 1 or len(to_mine) + len(encode) == 1
+    ctx = None if inline else _context()
+    counter: Any = _Counter(done) if inline else ctx.Value("q", done)  # type: ignore[union-attr]
+    pool: Any = None
     try:
+        if inline:
+            pool = _Inline(counter)
+        else:
+            # pyarrow imports pandas (~0.25 CPU-s) the first time it converts Python objects:
+            # done here once, forked workers inherit it instead of each paying for it.
+            pa.array([0])
+            pool = ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=(counter,))
+        running: dict[Future[Any], tuple[str, ShardTask]] = {}
         # Submitting starts the workers: before the progress bar starts its thread.
-        futures: set[Future[Any]] = {pool.submit(shard_fn, task) for task in pending}
-        with progress(total) as update:
-            while futures:
-                finished, futures = wait(futures, timeout=0.25, return_when=FIRST_COMPLETED)
+        _fill(pool, running, workers, encode, to_mine, shard_fn)
+        with progress(total) as update, fast_reads():
+            update(counter.value)
+            while running:
+                finished, _ = wait(running, timeout=0.25, return_when=FIRST_COMPLETED)
                 update(counter.value)
-                for f in finished:
-                    f.result()  # re-raise a worker's error here
+                for future in finished:
+                    kind, task = running.pop(future)
+                    future.result()  # re-raise a worker's error here
+                    if kind == "mine":
+                        mined(task)
+                _fill(pool, running, workers, encode, to_mine, shard_fn)
         pool.shutdown()
     except BaseException:
-        _stop(pool)
-        for folder in {Path(t.path).parent for t in pending}:
+        if pool is not None:
+            _stop(pool)
+        for folder in {Path(t.path).parent for t in tasks}:
             for temp in folder.glob(".*.tmp"):  # what the stopped workers were writing
                 temp.unlink(missing_ok=True)
         raise
+
+
+def _fill(
+    pool: Any,
+    running: dict[Future[Any], tuple[str, ShardTask]],
+    workers: int,
+    encode: deque[tuple[ShardTask, np.ndarray]],
+    to_mine: deque[ShardTask],
+    shard_fn: ShardFn,
+) -> None:
+    """Keep each worker busy, encoding first: a part done early frees its rows file."""
+    while len(running) < workers and (encode or to_mine):
+        if encode:
+            task, mask = encode.popleft()
+            running[pool.submit(encode_part, task, mask)] = ("encode", task)
+        else:
+            task = to_mine.popleft()
+            running[pool.submit(shard_fn, task)] = ("mine", task)
+
+
+class _Inline:
+    """The pool's interface, run in this process at submit time."""
+
+    def __init__(self, counter: _Counter) -> None:
+        self.counter = counter
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        if fn is not encode_part:
+            args = (*args, self.counter)
+        future.set_result(fn(*args))  # an error propagates at once, as Ctrl-C does
+        return future
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
 
 
 def _context() -> mp.context.BaseContext:
@@ -172,7 +281,7 @@ def _context() -> mp.context.BaseContext:
     return mp.get_context("spawn")
 
 
-def _stop(pool: ProcessPoolExecutor) -> None:
+def _stop(pool: Any) -> None:
     """Stop now: cancel queued shards and end running workers."""
     for process in list((getattr(pool, "_processes", None) or {}).values()):
         process.terminate()
@@ -180,16 +289,10 @@ def _stop(pool: ProcessPoolExecutor) -> None:
 
 
 class _Counter:
-    """Commits mined so far: a shared integer in a pool, a callback in this process."""
+    """Commits mined so far, in this process (a shared integer in a pool)."""
 
-    def __init__(self, start: int, update: Callable[[int], None] | None = None) -> None:
+    def __init__(self, start: int) -> None:
         self.value = start
-        self.update = update
-
-    def add(self, n: int) -> None:
-        self.value += n
-        if self.update is not None:
-            self.update(self.value)
 
 
 _shared: Any = None
@@ -206,14 +309,17 @@ def _init_worker(counter: Any) -> None:
 
 def _add(counter: Any, n: int) -> None:
     if isinstance(counter, _Counter):
-        counter.add(n)
+        counter.value += n
     elif counter is not None:
         with counter.get_lock():
             counter.value += n
 
 
+# --- stage 1: mine -----------------------------------------------------------------------------
+
+
 def mine_shard(task: ShardTask, counter: Any = None) -> dict[str, int]:
-    """Mine one shard into its file (atomically); return its dropped counts by reason."""
+    """Mine one shard into its rows file (atomically); return its dropped counts by reason."""
     counter = counter if counter is not None else _shared
     key = (task.repo, config_key(task.cfg))
     if key not in _miners:  # one repository handle and cache per process and arguments
@@ -225,10 +331,7 @@ def mine_shard(task: ShardTask, counter: Any = None) -> dict[str, int]:
     rows: list[dict[str, Any]] = []
     size, pending = 0, 0
     last = time.monotonic()
-    with (
-        atomic_path(Path(task.path)) as tmp,
-        pq.ParquetWriter(tmp, SHARD_SCHEMA, **_SHARD_WRITE_OPTIONS) as writer,
-    ):
+    with atomic_path(Path(task.path)) as tmp, pa.ipc.new_file(str(tmp), SHARD_SCHEMA) as writer:
         for sha in task.shas:
             result = miner.mine(repo[sha])
             if isinstance(result, str):
@@ -237,15 +340,17 @@ def mine_shard(task: ShardTask, counter: Any = None) -> dict[str, int]:
                 rows.append(_shard_row(result))
                 size += row_size(result.row)
                 if size >= _ROW_BATCH_BYTES:
-                    writer.write_table(pa.Table.from_pylist(rows, schema=SHARD_SCHEMA))
+                    writer.write_batch(pa.RecordBatch.from_pylist(rows, schema=SHARD_SCHEMA))
                     rows, size = [], 0
             pending += 1
             if pending >= 64 or time.monotonic() - last > 0.2:
                 _add(counter, pending)
                 pending, last = 0, time.monotonic()
         if rows:
-            writer.write_table(pa.Table.from_pylist(rows, schema=SHARD_SCHEMA))
-        writer.add_key_value_metadata({_META: json.dumps(dict(sorted(dropped.items())))})
+            writer.write_batch(pa.RecordBatch.from_pylist(rows, schema=SHARD_SCHEMA))
+        counts = json.dumps(dict(sorted(dropped.items()))).encode()
+        empty = pa.RecordBatch.from_pylist([], schema=SHARD_SCHEMA)
+        writer.write_batch(empty, custom_metadata={_DROPPED: counts})  # read by encode_part
     _add(counter, pending)
     return dict(dropped)
 
@@ -258,3 +363,43 @@ def _shard_row(mined: Mined) -> dict[str, Any]:
         "_exact": mined.exact,
         "_minhash": mined.minhash,
     }
+
+
+# --- stage 2: encode ---------------------------------------------------------------------------
+
+
+def encode_part(task: ShardTask, mask: np.ndarray) -> None:
+    """The shard's kept rows as a Parquet part of commits.parquet (atomically); its rows file
+    is removed once the part exists."""
+    stats = PartStats()
+    with pa.memory_map(task.path) as source:
+        reader = pa.ipc.open_file(source)
+        last = reader.get_batch_with_custom_metadata(reader.num_record_batches - 1)
+        dropped = last.custom_metadata[_DROPPED]
+        batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
+        keys = pa.Table.from_batches(batches, SHARD_SCHEMA).select(_KEY_SCHEMA.names)
+        with (
+            atomic_path(Path(task.part)) as tmp,
+            pq.ParquetWriter(tmp, COMMIT_SCHEMA, **WRITE_OPTIONS) as writer,
+        ):
+            offset = 0
+            for batch in batches:
+                keep = mask[offset : offset + batch.num_rows]
+                offset += batch.num_rows
+                if not keep.all():
+                    batch = batch.filter(pa.array(keep))
+                if batch.num_rows:
+                    stats.add(batch)
+                    table = pa.Table.from_batches([batch.select(COMMIT_SCHEMA.names)])
+                    writer.write_table(table, row_group_size=batch.num_rows)
+            writer.add_key_value_metadata(
+                {_DROPPED: dropped, _STATS: stats.to_json(), _KEYS: _ipc_bytes(keys)}
+            )
+    Path(task.path).unlink(missing_ok=True)
+
+
+def _ipc_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()

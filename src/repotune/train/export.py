@@ -31,8 +31,10 @@ def run_export(
     outtype: str = "f16",
     template: Path | None = None,
     converter: Path | None = None,
+    name: str | None = None,
 ) -> dict:
-    """Write `model_dir` (a merged HF folder) as GGUF to `dest`; returns what was read back."""
+    """Write `model_dir` (a merged HF folder) as GGUF to `dest`; returns what was read back.
+    `name` is the model name in the file's metadata (default: the folder's name)."""
     model_dir, dest = Path(model_dir), Path(dest)
     if outtype not in OUTTYPES:
         raise UserError(f"unknown GGUF type {outtype} (expected {', '.join(OUTTYPES)})")
@@ -42,7 +44,7 @@ def run_export(
     if converter is not None:
         _run_converter(Path(converter), model_dir, dest, outtype)
     elif config.get("model_type") in _NATIVE:
-        _write_gemma3(model_dir, config, dest, outtype, template)
+        _write_gemma3(model_dir, config, dest, outtype, template, name or model_dir.name)
     else:
         raise UserError(
             f"GGUF export writes Gemma 3 models itself; for {config.get('model_type')} pass "
@@ -82,7 +84,7 @@ def _run_converter(script: Path, model_dir: Path, dest: Path, outtype: str) -> N
 
 
 def _write_gemma3(
-    model_dir: Path, config: dict, dest: Path, outtype: str, template: Path | None
+    model_dir: Path, config: dict, dest: Path, outtype: str, template: Path | None, name: str
 ) -> None:
     import gguf
     from safetensors import safe_open
@@ -91,6 +93,7 @@ def _write_gemma3(
     n_layers = config["num_hidden_layers"]
     names = gguf.get_tensor_name_map(arch, n_layers)
     writer = gguf.GGUFWriter(str(dest), gguf.MODEL_ARCH_NAMES[arch])
+    writer.add_name(name)
     n_vocab = _metadata(writer, model_dir, config, template, outtype)
 
     files = sorted(model_dir.glob("*.safetensors"))
@@ -146,7 +149,6 @@ def _metadata(writer, model_dir: Path, config: dict, template: Path | None, outt
         "bf16": gguf.LlamaFileType.MOSTLY_BF16,
         "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
     }[outtype]
-    writer.add_name(model_dir.name)
     writer.add_file_type(file_type)
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
     head_dim = config.get("head_dim", 256)

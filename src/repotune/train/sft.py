@@ -25,7 +25,7 @@ from repotune.models.load import load_tokenizer, pick_dtype
 from repotune.models.registry import resolve_model
 from repotune.train import checkpoints, tracking
 from repotune.train.callbacks import RichProgress, SaveBest, StopAndSave
-from repotune.train.data import encode, fingerprint, load_rows
+from repotune.train.data import batching, encode, fingerprint, load_rows
 from repotune.train.head import compact_label_positions
 from repotune.train.methods import check_supported, load_base, peft_config
 
@@ -64,15 +64,16 @@ def run_train(
     val_rows = val_rows[: cfg.max_val_examples]
     val_ds = encode(val_rows, tokenizer, cfg.max_length) if val_rows else None
 
+    batches = batching(cfg, on_gpu)
     ckpt_dir = run_dir / "train" / "checkpoints"
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(tracking.tensorboard_dir(run_dir))
     args = SFTConfig(
         output_dir=str(ckpt_dir),
         run_name=run_dir.resolve().name,
         max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
+        per_device_train_batch_size=batches.micro_batch,
+        per_device_eval_batch_size=batches.micro_batch,
+        gradient_accumulation_steps=batches.grad_accum,
         learning_rate=cfg.learning_rate,
         lr_scheduler_type=cfg.lr_scheduler,
         warmup_steps=max(int(cfg.warmup_ratio * cfg.max_steps), 0),
@@ -92,10 +93,9 @@ def run_train(
         fp16=dtype == torch.float16,
         use_cpu=not on_gpu,
         completion_only_loss=cfg.completion_only_loss,
-        packing=cfg.packing == "bfd",
-        padding_free=cfg.packing == "padding_free",
-        # Rows are already cut to max_length by `encode`; padding-free batches have no row size.
-        max_length=None if cfg.packing == "padding_free" else cfg.max_length,
+        packing=batches.packing,
+        padding_free=batches.padding_free,
+        max_length=batches.max_length,
         report_to=tracking.report_to(cfg, run_dir, warn),
         seed=cfg.seed,
         data_seed=cfg.seed,
@@ -174,6 +174,8 @@ def run_train(
         "best_checkpoint": best,
         "output": str(out_dir),
         "seconds": round(seconds, 1),
+        "train_tokens": meter.total_real * args.world_size,  # non-padding, this (re)start
+        "step_seconds": round(meter.total_seconds, 2),
         "tokens_per_second": round(meter.total_real * args.world_size / meter.total_seconds, 1)
         if meter.total_seconds
         else None,
