@@ -15,9 +15,10 @@ The machine may be busy with other work, so each run is measured two ways, and t
 the R runs is printed: wall-clock commits/s, and CPU seconds of the child's whole process tree
 (the repotune workers, PyDriller's git subprocesses; start-up imports excluded from both), with
 the load average around the runs.
-Also printed: the peak memory of each (largest single process, and the whole tree sampled
-every 20 ms), and an estimate for a 1.2M-commit history on 16 cores from repotune's measured
-CPU cost per commit in the workers and in the main process.
+Also printed: the peak memory of each (RSS of the largest single process, and the proportional
+set size of the whole tree sampled every 20 ms), and an estimate for a 1.2M-commit history on
+16 cores: the serial steps (select, merge) scaled by the commit count, plus the workers' CPU
+seconds per commit spread over 16 cores (or the deduplication in the main process, if slower).
 """
 
 from __future__ import annotations
@@ -100,13 +101,15 @@ def _compare(args: argparse.Namespace) -> None:
     print(f"ratio        {wall_ratio:.1f}x commits/s (wall), {cpu_ratio:.1f}x commits/CPU-s")
     t = ours["timings"]
     worker_cpu = (ours["cpu"] - ours["main_cpu"]) / n  # CPU-s per commit in the workers
-    main_cpu = ours["main_cpu"] / n  # select, dedup, join, start-up: one process
     print(
-        f"repotune     select {t['select']:.2f}s, shards {t['shards']:.2f}s, merge "
-        f"{t['merge']:.2f}s; CPU per commit: workers {worker_cpu * 1000:.2f} ms, "
-        f"main process {main_cpu * 1000:.2f} ms"
+        f"repotune     select {t['select']:.2f}s, shards {t['shards']:.2f}s (dedup in the "
+        f"main process meanwhile {t['dedup']:.2f}s), merge {t['merge']:.2f}s; "
+        f"{worker_cpu * 1000:.2f} CPU-ms per commit in the workers"
     )
-    estimate = HISTORY * max(worker_cpu / CORES, main_cpu)
+    # select and merge are serial; mining is spread over the cores while the main process
+    # deduplicates, whichever is slower
+    serial = (t["select"] + t["merge"]) / n
+    estimate = HISTORY * (serial + max(worker_cpu / CORES, t["dedup"] / n))
     print(
         f"estimate     {HISTORY:,} commits on {CORES} cores: {estimate / 60:.0f} min "
         f"(PyDriller, one process: {HISTORY / theirs['rate'] / 3600:.1f} h)"
@@ -117,8 +120,8 @@ def _line(name: str, r: dict) -> str:
     label = f"{name:12s}" if len(name) <= 12 else f"{name}\n{'':12s}"
     return (
         f"{label} {r['seconds']:6.2f} {r['rate']:10.1f} {r['cpu']:8.2f} "
-        f"{r['commits'] / r['cpu']:14.1f}   {r['maxrss_mb']:.0f} MB largest process, "
-        f"{r['tree_rss_mb']:.0f} MB all"
+        f"{r['commits'] / r['cpu']:14.1f}   {r['maxrss_mb']:.0f} MB largest process (RSS), "
+        f"{r['tree_rss_mb']:.0f} MB all (PSS)"
     )
 
 
@@ -146,7 +149,7 @@ def _child(args: list[str], tmp: Path) -> dict:
         while proc.poll() is None:
             try:
                 tree = [parent, *parent.children(recursive=True)]
-                peak = max(peak, sum(p.memory_info().rss for p in tree))
+                peak = max(peak, sum(_pss(p) for p in tree))
             except psutil.Error:
                 pass
             time.sleep(0.02)
@@ -157,6 +160,15 @@ def _child(args: list[str], tmp: Path) -> dict:
     result = json.loads(result_file.read_text())
     result["tree_rss_mb"] = peak / 2**20
     return result
+
+
+def _pss(process) -> int:  # type: ignore[no-untyped-def]
+    """Proportional set size: forked workers share their parent's pages, which RSS counts
+    once per process."""
+    try:
+        return process.memory_full_info().pss
+    except (AttributeError, OSError):
+        return process.memory_info().rss
 
 
 def _peak_rss_mb() -> float:
@@ -178,9 +190,6 @@ def _tree_cpu() -> float:
 
 def _repotune(repo: Path, out: Path, max_commits: int, workers: int, plain: bool) -> dict:
     os.environ["REPOTUNE_QUIET"] = "1"
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
     from repotune.config import MineConfig
     from repotune.mine import run_mine
     from repotune.mine.select import open_repo, select_commits
@@ -197,18 +206,18 @@ def _repotune(repo: Path, out: Path, max_commits: int, workers: int, plain: bool
     stats = run_mine(repo, out, cfg)
     seconds = time.perf_counter() - start
     cpu, main_cpu = _tree_cpu() - cpu, _cpu(resource.RUSAGE_SELF) - main_cpu
+    maxrss = _peak_rss_mb()  # before anything else runs here
     shas = select_commits(open_repo(repo), repo, cfg).shas
-    files = pc.list_flatten(pq.read_table(out / "commits.parquet", columns=["files"])["files"])
     return {
         "commits": len(shas),
-        "files": len(files),
+        "files": stats["files_kept"],
         "seconds": seconds,
         "rate": len(shas) / seconds,
         "cpu": cpu,  # of run_mine, workers included (imports before it are not counted)
         "main_cpu": main_cpu,  # of the main process alone
         "workers": stats["workers"],
         "timings": stats["timings"],
-        "maxrss_mb": _peak_rss_mb(),
+        "maxrss_mb": maxrss,
         "shas": shas,
     }
 

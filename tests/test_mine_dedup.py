@@ -126,3 +126,17 @@ def test_lsh_is_datasketchs() -> None:
         assert ours.query(s) == set(theirs.query(sketch))
         ours.insert(key, s)
         theirs.insert(key, sketch, check_duplication=False)
+
+
+def test_signature_of_odd_paths_and_text() -> None:
+    """Keys are those of the lines `{path}\\0{sign}{content, whitespace collapsed}`."""
+    import hashlib
+
+    from repotune.mine.dedup import minhash
+
+    for path in ("a.py", "new\nline.py", "café.py"):
+        got = signature([change(path, " ctx", "-x \t= 1", "+y = 2 ", "+\udcff")])
+        keys = [f"{path}\0-x = 1", f"{path}\0+y = 2", f"{path}\0+\udcff"]
+        data = [k.encode("utf-8", "surrogatepass") for k in keys]
+        assert got[0] == hashlib.blake2b(b"\n".join(data), digest_size=16).digest()
+        assert got[1] == minhash(set(data)).astype("<u4").tobytes()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from test_mine import GitRepo, file_at, git_numstat
+from test_mine import GitRepo, file_at, git_numstat, mine
 
 from repotune.config import MineConfig
 from repotune.mine import read_commits, run_mine
@@ -142,3 +142,37 @@ def test_scrubbing_can_be_turned_off(tmp_path: Path) -> None:
     assert stats["secrets_replaced"] == {}
     [commit] = read_commits(tmp_path / "run" / "commits.parquet")
     assert AWS_KEY in commit.files[0].after
+
+
+def test_versions_scrubbed_from_each_other_as_from_scratch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A text is scrubbed from the other side of its diff plus the changed lines; that gives
+    what scanning every text from scratch gives, secrets or not, for every kind of edit."""
+    from repotune.mine.history import CommitMiner
+
+    creds = "url = 'https://admin:hunter2hunter2@db.example.com/x'\n"
+    body = "".join(f"x{i} = {i}\n" for i in range(30))
+    r = GitRepo(tmp_path / "repo")
+    r.commit("Add", {"db.py": creds + body, "app.py": body, "crlf.txt": "a\r\nb\r\n"})
+    r.commit("Same secret twice", {"db.py": creds + body + creds})  # a secret line repeats
+    r.commit("Edit around it", {"db.py": creds + body.replace("x3 ", "y3 ") + creds + "z = 1"})
+    r.commit("New secret", {"app.py": body + f"password = '{PASSWORD}'\n", "crlf.txt": "a\r\nc"})
+    r.commit("Secret gone", {"db.py": body, "app.py": body.replace("x1 ", "k1 ")})
+    r.git("mv", "app.py", "config.yaml")  # a rename: another file type, same blob
+    r.commit("Move", {"config.yaml": body + f"db_password: {PASSWORD}\n"})
+    r.commit("Key", {"db.py": body + PEM})  # a private key appears in a changed line
+    r.commit("Latin-1", {"db.py": body.encode() + b"caf\xe9 = 1\n", "notes.md": "x\n"})
+    r.commit("Back", {"db.py": creds + body})
+    cfg = {"max_changed_lines": None, "encoding_fallback": "latin-1", "dedup": "off"}
+    derived = mine(r, **cfg)
+
+    def scan_everything(self, blob, patch, sign, other, path):  # type: ignore[no-untyped-def]
+        return self._read_side(blob, path)
+
+    monkeypatch.setattr(CommitMiner, "_derived_side", scan_everything)
+    assert derived == mine(r, **cfg)
+    dump = repr(derived)
+    assert "hunter2hunter2" not in dump and PASSWORD not in dump and "MIIEow" not in dump
+    key = file_at(next(c for c in derived[0] if c.message == "Key\n"), "db.py")
+    assert key.skip_reason == "secret"

@@ -16,6 +16,20 @@ import torch
 from repotune.models.encode import encode_prompt
 
 
+def left_padded(
+    tokenizer: Any, prompts: list[str], max_prompt_tokens: int, pad: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Input ids and attention mask, left-padded so every prompt ends where generation starts."""
+    batch = [encode_prompt(tokenizer, p, max_prompt_tokens) for p in prompts]
+    width = max(len(ids) for ids in batch)
+    input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+    attention = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, ids in enumerate(batch):
+        input_ids[row, width - len(ids) :] = torch.tensor(ids)
+        attention[row, width - len(ids) :] = 1
+    return input_ids, attention
+
+
 @torch.inference_mode()
 def generate(
     model: Any,
@@ -31,16 +45,9 @@ def generate(
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     outputs: list[str] = []
     for start in range(0, len(prompts), batch_size):
-        batch = [
-            encode_prompt(tokenizer, p, max_prompt_tokens)
-            for p in prompts[start : start + batch_size]
-        ]
-        width = max(len(ids) for ids in batch)
-        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, ids in enumerate(batch):
-            input_ids[row, width - len(ids) :] = torch.tensor(ids)
-            attention[row, width - len(ids) :] = 1
+        batch = prompts[start : start + batch_size]
+        input_ids, attention = left_padded(tokenizer, batch, max_prompt_tokens, pad)
+        width = input_ids.shape[1]
         out = model.generate(
             input_ids=input_ids.to(device),
             attention_mask=attention.to(device),
@@ -143,16 +150,9 @@ def generate_candidates(
         kwargs.update(stop_strings=list(decoding.stop), tokenizer=tokenizer)
     results: list[list[Completion]] = []
     for start in range(0, len(prompts), batch_size):
-        batch = [
-            encode_prompt(tokenizer, p, max_prompt_tokens)
-            for p in prompts[start : start + batch_size]
-        ]
-        width = max(len(ids) for ids in batch)
-        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, ids in enumerate(batch):
-            input_ids[row, width - len(ids) :] = torch.tensor(ids)
-            attention[row, width - len(ids) :] = 1
+        batch = prompts[start : start + batch_size]
+        input_ids, attention = left_padded(tokenizer, batch, max_prompt_tokens, pad)
+        width = input_ids.shape[1]
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             if decoding.seed is not None:
                 torch.manual_seed(decoding.seed + start)

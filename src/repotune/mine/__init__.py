@@ -116,6 +116,7 @@ def mine_into(
             "select": round(t1 - t0, 3),
             "shards": round(t2 - t1, 3),
             "merge": round(t3 - t2, 3),
+            "dedup": round(dedup.seconds, 3),  # in this process, during "shards"
             "resumed_commits": done,
         },
         "plan": key,

@@ -35,19 +35,28 @@ del _rng
 
 def signature(files: Sequence[dict[str, Any]], near: bool = True) -> tuple[bytes | None, ...]:
     """(exact digest, MinHash bytes) of a commit's text changes; (None, None) if it has none."""
-    lines = []
+    lines: list[str] = []
+    one_per_line = True  # no "\n" inside a line: they can be encoded as one string
     for f in files:
         if f["skip_reason"] is not None:
             continue
-        path = f["new_path"] or f["old_path"]
+        prefix = (f["new_path"] or f["old_path"]) + "\0"
+        one_per_line = one_per_line and "\n" not in prefix
         for h in f["hunks"]:
-            for line in h["lines"]:
-                if line[:1] != " ":
-                    lines.append(f"{path}\0{line[0]}{' '.join(line[1:].split())}")
+            lines += [
+                prefix + line[0] + " ".join(line[1:].split())
+                for line in h["lines"]
+                if line[:1] != " "
+            ]
     if not lines:
         return None, None
-    data = [line.encode("utf-8", "surrogatepass") for line in lines]
-    exact = hashlib.blake2b(b"\n".join(data), digest_size=16).digest()
+    if one_per_line:
+        joined = "\n".join(lines).encode("utf-8", "surrogatepass")
+        data = joined.split(b"\n")
+    else:
+        data = [line.encode("utf-8", "surrogatepass") for line in lines]
+        joined = b"\n".join(data)
+    exact = hashlib.blake2b(joined, digest_size=16).digest()
     if not near:
         return exact, None
     return exact, minhash(set(data)).astype("<u4").tobytes()

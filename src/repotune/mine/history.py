@@ -23,7 +23,14 @@ from pygit2.enums import DeltaStatus, DiffFind, FileMode
 from repotune.code.languages import language_for_path
 from repotune.config import MineConfig
 from repotune.mine.dedup import Deduper, signature
-from repotune.mine.secrets import PRIVATE_KEY, Scrubber, file_type, has_private_key
+from repotune.mine.secrets import (
+    PRIVATE_KEY,
+    LineEdits,
+    Scrubber,
+    file_type,
+    has_private_key,
+    replace_lines,
+)
 from repotune.mine.select import (
     commit_message,
     open_repo,
@@ -46,7 +53,7 @@ _CHANGE_TYPES = {
 _HUNK = re.compile(rb"@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 _HUNK_LINE = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@.*$", re.MULTILINE)
 _SIGNS = (" ", "+", "-")
-_CACHE_BYTES = 64 << 20  # per cache (blobs, texts), per worker
+_CACHE_BYTES = 32 << 20  # per cache (blobs, texts), per worker
 # Trailers that name people (`Signed-off-by: Ada <ada@example.com>`): hashed with the author.
 _TRAILER = re.compile(r"^([A-Za-z-]+-by|Cc):[ \t]*([^<\n]*?)[ \t]*<([^>\n]*)>", re.MULTILINE)
 
@@ -70,11 +77,17 @@ class _Side:
     encoding: str | None
     skip: str | None
     secrets: list[str]
+    edits: LineEdits = field(default_factory=dict)  # its lines that scrubbing changed
+
+    @property
+    def derivable(self) -> bool:
+        """UTF-8 text, scrubbed: another version of it can be scrubbed from its edits."""
+        return self.skip is None and self.encoding is None
 
     @property
     def clean(self) -> bool:
         """UTF-8 text in which nothing was scrubbed."""
-        return self.skip is None and self.encoding is None and not self.secrets
+        return self.derivable and not self.secrets
 
 
 class CommitMiner:
@@ -219,8 +232,8 @@ class CommitMiner:
         for i, blob in enumerate(pair):
             if blob is not None and sides[i] is None:
                 other = sides[1 - i]
-                if self.scrubber is not None and other is not None and other.clean:
-                    side = self._derived_side(blob, f.patch, b"-+"[i : i + 1], path)
+                if self.scrubber is not None and other is not None and other.derivable:
+                    side = self._derived_side(blob, f.patch, b"-+"[i : i + 1], other, path)
                 else:
                     side = self._read_side(blob, path)
                 self._remember((blob.id, ftype), side)
@@ -241,7 +254,7 @@ class CommitMiner:
         self._side_chars += size
 
     def _read_side(self, blob: pygit2.Blob, path: str) -> _Side:
-        data = blob.data
+        data = _content(blob)
         encoding = None
         try:
             text = data.decode("utf-8")
@@ -258,27 +271,37 @@ class CommitMiner:
         if self.scrubber is not None:
             if has_private_key(data):
                 return _Side(None, None, "secret", [])
-            scrubbed, secrets = self.scrubber.data(data, path)
+            scrubbed, secrets, edits = self.scrubber.scan(data, path)
             if secrets:
                 text = scrubbed.decode("utf-8", "surrogatepass")
+                return _Side(text, encoding, None, secrets, edits)
         return _Side(text, encoding, None, secrets)
 
-    def _derived_side(self, blob: pygit2.Blob, patch: bytes, sign: bytes, path: str) -> _Side:
-        """A side whose other side is clean: UTF-8, nothing scrubbed, no private key.
-        Scrubbing is decided line by line, and each line of this side is either a line of the
-        other side or one the patch marks with `sign`; if none of the marked lines holds a
-        secret, this side is clean too, and its text is kept without scanning all of it."""
+    def _derived_side(
+        self, blob: pygit2.Blob, patch: bytes, sign: bytes, other: _Side, path: str
+    ) -> _Side:
+        """A side scrubbed from the other side of the patch, UTF-8 text already scrubbed.
+        Scrubbing decides line by line, on the line alone, and each line of this side is
+        either a line of the other side or one the patch marks with `sign`: so only those are
+        scanned, and the lines to replace are the other side's edits and theirs."""
+        data = _content(blob)
         try:
-            text = blob.data.decode("utf-8")
+            text = data.decode("utf-8")
         except UnicodeDecodeError:
             return self._read_side(blob, path)
         start = patch.find(b"\n@@") + 1  # where the hunks start
-        assert self.scrubber is not None
         lines = patch[start:].split(b"\n")
         changed = b"\n".join([line[1:] for line in lines if line[:1] == sign])
-        if not start or has_private_key(changed) or self.scrubber.data(changed, path)[1]:
-            return self._read_side(blob, path)  # rare: scrub the whole text as usual
-        return _Side(text, None, None, [])
+        if not start or has_private_key(changed):
+            return self._read_side(blob, path)  # rare: as a text never seen
+        assert self.scrubber is not None
+        edits = {**other.edits, **self.scrubber.scan(changed, path)[2]}
+        if not edits:
+            return _Side(text, None, None, [])
+        scrubbed, secrets, edits = replace_lines(data, edits)
+        if secrets:
+            text = scrubbed.decode("utf-8", "surrogatepass")
+        return _Side(text, None, None, secrets, edits)
 
     def _hunks(
         self, patch: bytes, path: str, codecs: tuple[str, str], secrets: list[str], scrub: bool
@@ -368,6 +391,12 @@ def _coded_hunks(patch: bytes, codecs: tuple[str, str]) -> list[dict[str, Any]]:
             codec = old_codec if head == b"-" else new_codec
             hunks[-1]["lines"].append(raw.decode(codec, "replace"))
     return hunks
+
+
+def _content(blob: pygit2.Blob) -> bytes:
+    """A loaded blob's bytes. Not `blob.data`, which reads (inflates) the object again: the
+    buffer a blob exposes is the content libgit2 already holds."""
+    return bytes(memoryview(blob))
 
 
 def _delta_path(delta: pygit2.DiffDelta) -> str:

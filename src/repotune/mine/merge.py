@@ -11,6 +11,7 @@ half of it.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -35,10 +36,12 @@ class Dedup:
         self.waiting: dict[int, Keys] = {}
         self.next = n_shards - 1  # the oldest shard without a mask
         self.offset = 0
+        self.seconds = 0.0  # spent checking, while the workers mine
 
     def add(self, index: int, keys: Keys) -> Iterator[tuple[int, np.ndarray]]:
         self.waiting[index] = keys
         while self.next in self.waiting:
+            start = time.perf_counter()
             exact, minhash = self.waiting.pop(self.next)
             mask = np.ones(len(exact), dtype=bool)
             for j in reversed(range(len(exact))):  # oldest row first
@@ -47,6 +50,7 @@ class Dedup:
                 if reason is not None:
                     self.dropped[reason] += 1
                     mask[j] = False
+            self.seconds += time.perf_counter() - start
             yield self.next, mask
             self.next -= 1
 

@@ -46,17 +46,17 @@ from detect_secrets.util.filetype import FileType, determine_file_type
 
 # detect-secrets plugin -> RE2 probe (lower case, matched ignoring case) that every match of the
 # plugin's patterns contains on the same line. Probes are kept cheap for RE2's DFA: a counted
-# repetition after a common character (`[mno][a-z0-9_-]{23,25}`) multiplies its states and
-# slows the scan of every text, so those plugins are probed by a part of their match that is
-# rare in code (`.abcdef.`, 8 digits and a colon, a run of 34 letters/digits). Left out on
-# purpose: the entropy plugins and IPPublicDetector (hashes, test vectors and addresses are
-# everywhere in code) and the Artifactory/Cloudant/IBM/SoftLayer keyword plugins (rare, and
-# they flag identifiers).
+# repetition after a common character (`[mno][a-z0-9_-]{23,25}`, ignoring case) multiplies its
+# states and slows the scan of every text, so those plugins are probed by a part of their match
+# that starts with something rare (`.abcdef.`, 8 digits and a colon, `SK` in capitals). Left
+# out on purpose: the entropy plugins and IPPublicDetector (hashes, test vectors and addresses
+# are everywhere in code) and the Artifactory/Cloudant/IBM/SoftLayer keyword plugins (rare,
+# and they flag identifiers).
 _PLUGINS: list[tuple[type, str]] = [
     (aws.AWSKeyDetector, r"akia|asia|abia|acca|a3t|aws"),
     (azure_storage_key.AzureStorageKeyDetector, r"accountkey="),
     (basic_auth.BasicAuthDetector, r"://[^:/?#\[\]@!$&'()*+,;=\s]+:[^:/?#\[\]@!$&'()*+,;=\s]+@"),
-    (discord.DiscordBotTokenDetector, r"\.[a-z0-9_-]{6}\."),
+    (discord.DiscordBotTokenDetector, r"\.[a-z0-9_-]{6}\.[a-z0-9_-]{27}"),
     (github_token.GitHubTokenDetector, r"gh[pousr]_"),
     (gitlab_token.GitLabTokenDetector, r"gl(?:pat|dt|ft|soat|rt|cbt|imt|ptt|agent|oas)-|gr1348941"),
     (jwt.JwtTokenDetector, r"eyj"),
@@ -69,7 +69,7 @@ _PLUGINS: list[tuple[type, str]] = [
     (square_oauth.SquareOAuthDetector, r"sq0csp-"),
     (stripe.StripeDetector, r"k_live_"),
     (telegram_token.TelegramBotTokenDetector, r"[0-9]{8}:"),
-    (twilio.TwilioKeyDetector, r"[a-z0-9]{34}"),
+    (twilio.TwilioKeyDetector, r"(?-i:(?:AC|SK)[a-z0-9]{32})"),  # as twilio's, case and all
 ]
 # The keyword detector's DENYLIST words, and the private-key headers (handled apart: a file
 # holding a private key loses its whole text, since the key spans lines).
@@ -104,6 +104,8 @@ def _plugin_rules(plugin: type) -> tuple[_Rule, ...]:
 _PROBES = [probe for _, probe in _PLUGINS] + [_KEYWORD_PROBE, _PRIVATE_KEY_PROBE]
 _RULES = [_plugin_rules(plugin) for plugin, _ in _PLUGINS]
 _KEYWORD_INDEX = len(_PLUGINS)
+# A line of a text (UTF-8) -> (the line scrubbed, the kinds replaced in it).
+LineEdits = dict[bytes, tuple[bytes, list[str]]]
 _JWT = jwt.JwtTokenDetector.secret_type
 _KEYWORD = keyword.KeywordDetector.secret_type
 PRIVATE_KEY = private_key.PrivateKeyDetector.secret_type
@@ -129,6 +131,7 @@ _PROBE_SET = _probe_set()  # which probes a candidate line matches, in one pass
 _KEY_PROBE = re2.compile(_PRIVATE_KEY_PROBE.encode(), _options())
 
 
+@lru_cache(maxsize=1 << 12)
 def file_type(path: str) -> FileType | None:
     """What the scrubbing of a line depends on besides its content (None: a commit message)."""
     return determine_file_type(path) if path else None
@@ -236,21 +239,33 @@ class Scrubber:
     def data(self, data: bytes, path: str) -> tuple[bytes, list[str]]:
         """`text` on UTF-8 bytes (a blob as it is), so that no line is split out or decoded
         unless it has a hit."""
+        scrubbed, kinds, _ = self.scan(data, path)
+        return scrubbed, kinds
+
+    def scan(self, data: bytes, path: str) -> tuple[bytes, list[str], LineEdits]:
+        """`data` scrubbed, the kinds replaced (in line order), and each line that changed ->
+        (the line scrubbed, its kinds): what another version of the text, which shares most
+        of its lines, needs to be scrubbed without a scan (see `replace_lines`)."""
         filetype = file_type(path)
         pieces: list[bytes] = []
         kinds: list[str] = []
+        edits: LineEdits = {}
         done = 0
         for start, end in _candidate_lines(data):
-            line = data[start:end].decode("utf-8", "surrogatepass")
-            scrubbed, found = self._line(line, filetype)
-            if found:
-                pieces += [data[done:start], scrubbed.encode("utf-8", "surrogatepass")]
-                done = end
-                kinds += found
+            line = data[start:end]
+            edit = edits.get(line)
+            if edit is None:
+                scrubbed, found = self._line(line.decode("utf-8", "surrogatepass"), filetype)
+                if not found:
+                    continue
+                edit = edits[line] = (scrubbed.encode("utf-8", "surrogatepass"), found)
+            pieces += [data[done:start], edit[0]]
+            done = end
+            kinds += edit[1]
         if not kinds:
-            return data, []
+            return data, [], {}
         pieces.append(data[done:])
-        return b"".join(pieces), kinds
+        return b"".join(pieces), kinds, edits
 
     def diff_lines(self, lines: Sequence[str], path: str) -> tuple[list[str], list[str]]:
         """Hunk lines (' ', '-', '+' then the content): the content is scrubbed as in `text`."""
@@ -292,6 +307,34 @@ def has_private_key(text: str | bytes) -> bool:
     if isinstance(text, bytes):
         text = text.decode("utf-8", "surrogatepass")
     return _PRIVATE_KEY.search(text) is not None
+
+
+def replace_lines(data: bytes, edits: LineEdits) -> tuple[bytes, list[str], LineEdits]:
+    """`data` with each whole line that `edits` names replaced, the kinds replaced (in line
+    order), and the edits that occurred. Scrubbing decides line by line, on the line alone
+    (and the file type), so this is `Scrubber.scan` for a text whose lines with a secret all
+    appear in `edits`."""
+    spans = []
+    found: LineEdits = {}
+    for line, edit in edits.items():
+        pos = 0
+        while (start := data.find(line, pos)) >= 0:
+            end = start + len(line)
+            if data[start - 1 : start] in (b"", b"\n") and data[end : end + 1] in (b"", b"\n"):
+                spans.append((start, end, edit))
+                found[line] = edit
+            pos = start + 1
+    if not spans:
+        return data, [], {}
+    pieces: list[bytes] = []
+    kinds: list[str] = []
+    done = 0
+    for start, end, (scrubbed, what) in sorted(spans, key=lambda s: s[0]):
+        pieces += [data[done:start], scrubbed]
+        kinds += what
+        done = end
+    pieces.append(data[done:])
+    return b"".join(pieces), kinds, found
 
 
 def _candidate_lines(data: bytes) -> Iterator[tuple[int, int]]:

@@ -165,9 +165,10 @@ def _metadata_filter(cfg: MineConfig) -> Callable[[pygit2.Commit], str | None]:
         t = commit.commit_time
         if (since is not None and t < since) or (until is not None and t >= until):
             return "outside_dates"
-        author = commit.author
-        if excluded(_decode(author.raw_name), _decode(author.raw_email)):
-            return "excluded_author"
+        if cfg.exclude_authors:
+            author = commit.author
+            if excluded(_decode(author.raw_name), _decode(author.raw_email)):
+                return "excluded_author"
         if rules:
             return message_reason(commit_message(commit), rules)
         return None

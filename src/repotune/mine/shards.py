@@ -65,9 +65,9 @@ SHARD_SCHEMA = pa.schema(
     ]
 )
 _KEY_SCHEMA = pa.schema([("_exact", pa.binary()), ("_minhash", pa.binary())])
-# Rows are converted to Arrow and written every ~32 MB of text: a worker's memory stays bounded
+# Rows are converted to Arrow and written every ~16 MB of text: a worker's memory stays bounded
 # and each batch becomes one row group of the output.
-_ROW_BATCH_BYTES = 32 << 20
+_ROW_BATCH_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -98,10 +98,12 @@ def plan_key(cfg: MineConfig, shas: Sequence[str]) -> str:
 
 def shard_size(n: int, cfg: MineConfig) -> int:
     """Commits per shard: enough shards to balance the workers (~64), few enough to keep the
-    per-shard cost small; a function of the commit count only, so resumes find the same cut."""
+    per-shard cost small (a worker's caches start cold on each shard: with 100 commits a shard,
+    ~10% more work than with 500); a function of the commit count only, so resumes find the
+    same cut and the output does not depend on the number of workers."""
     if cfg.shard_size is not None:
         return cfg.shard_size
-    return max(100, min(500, math.ceil(n / 64)))
+    return max(250, min(500, math.ceil(n / 64)))
 
 
 def plan_shards(repo: Path, shas: Sequence[str], cfg: MineConfig, folder: Path) -> list[ShardTask]:
@@ -208,10 +210,13 @@ def run_shards(
             pa.array([0])
             pool = ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=(counter,))
         running: dict[Future[Any], tuple[str, ShardTask]] = {}
-        # Submitting starts the workers: before the progress bar starts its thread.
-        _fill(pool, running, workers, encode, to_mine, shard_fn)
+        if not inline:  # submitting forks the workers: before the progress bar starts a thread
+            _fill(pool, running, workers, encode, to_mine, shard_fn)
         with progress(total) as update, fast_reads():
             update(counter.value)
+            if inline:
+                counter.update = update
+                _fill(pool, running, workers, encode, to_mine, shard_fn)
             while running:
                 finished, _ = wait(running, timeout=0.25, return_when=FIRST_COMPLETED)
                 update(counter.value)
@@ -293,6 +298,7 @@ class _Counter:
 
     def __init__(self, start: int) -> None:
         self.value = start
+        self.update: Callable[[int], None] = lambda done: None
 
 
 _shared: Any = None
@@ -310,6 +316,7 @@ def _init_worker(counter: Any) -> None:
 def _add(counter: Any, n: int) -> None:
     if isinstance(counter, _Counter):
         counter.value += n
+        counter.update(counter.value)
     elif counter is not None:
         with counter.get_lock():
             counter.value += n
@@ -370,36 +377,31 @@ def _shard_row(mined: Mined) -> dict[str, Any]:
 
 def encode_part(task: ShardTask, mask: np.ndarray) -> None:
     """The shard's kept rows as a Parquet part of commits.parquet (atomically); its rows file
-    is removed once the part exists."""
+    is removed once the part exists. One batch is in memory at a time."""
     stats = PartStats()
-    with pa.memory_map(task.path) as source:
+    keys = pa.BufferOutputStream()
+    key_writer = pa.ipc.new_stream(keys, _KEY_SCHEMA)
+    with (
+        pa.OSFile(task.path) as source,
+        atomic_path(Path(task.part)) as tmp,
+        pq.ParquetWriter(tmp, COMMIT_SCHEMA, **WRITE_OPTIONS) as writer,
+    ):
         reader = pa.ipc.open_file(source)
-        last = reader.get_batch_with_custom_metadata(reader.num_record_batches - 1)
-        dropped = last.custom_metadata[_DROPPED]
-        batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
-        keys = pa.Table.from_batches(batches, SHARD_SCHEMA).select(_KEY_SCHEMA.names)
-        with (
-            atomic_path(Path(task.part)) as tmp,
-            pq.ParquetWriter(tmp, COMMIT_SCHEMA, **WRITE_OPTIONS) as writer,
-        ):
-            offset = 0
-            for batch in batches:
-                keep = mask[offset : offset + batch.num_rows]
-                offset += batch.num_rows
-                if not keep.all():
-                    batch = batch.filter(pa.array(keep))
-                if batch.num_rows:
-                    stats.add(batch)
-                    table = pa.Table.from_batches([batch.select(COMMIT_SCHEMA.names)])
-                    writer.write_table(table, row_group_size=batch.num_rows)
-            writer.add_key_value_metadata(
-                {_DROPPED: dropped, _STATS: stats.to_json(), _KEYS: _ipc_bytes(keys)}
-            )
+        offset = 0
+        for i in range(reader.num_record_batches):
+            batch, meta = reader.get_batch_with_custom_metadata(i)
+            key_writer.write_batch(batch.select(_KEY_SCHEMA.names))
+            keep = mask[offset : offset + batch.num_rows]
+            offset += batch.num_rows
+            if not keep.all():
+                batch = batch.filter(pa.array(keep))
+            if batch.num_rows:
+                stats.add(batch)
+                table = pa.Table.from_batches([batch.select(COMMIT_SCHEMA.names)])
+                writer.write_table(table, row_group_size=batch.num_rows)
+        dropped = meta[_DROPPED]  # on the last batch
+        key_writer.close()
+        writer.add_key_value_metadata(
+            {_DROPPED: dropped, _STATS: stats.to_json(), _KEYS: keys.getvalue().to_pybytes()}
+        )
     Path(task.path).unlink(missing_ok=True)
-
-
-def _ipc_bytes(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
