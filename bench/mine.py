@@ -103,13 +103,13 @@ def _compare(args: argparse.Namespace) -> None:
     worker_cpu = (ours["cpu"] - ours["main_cpu"]) / n  # CPU-s per commit in the workers
     print(
         f"repotune     select {t['select']:.2f}s, shards {t['shards']:.2f}s (dedup in the "
-        f"main process meanwhile {t['dedup']:.2f}s), merge {t['merge']:.2f}s; "
+        f"main process meanwhile {t.get('dedup', 0):.2f}s), merge {t['merge']:.2f}s; "
         f"{worker_cpu * 1000:.2f} CPU-ms per commit in the workers"
     )
     # select and merge are serial; mining is spread over the cores while the main process
     # deduplicates, whichever is slower
     serial = (t["select"] + t["merge"]) / n
-    estimate = HISTORY * (serial + max(worker_cpu / CORES, t["dedup"] / n))
+    estimate = HISTORY * (serial + max(worker_cpu / CORES, t.get("dedup", 0.0) / n))
     print(
         f"estimate     {HISTORY:,} commits on {CORES} cores: {estimate / 60:.0f} min "
         f"(PyDriller, one process: {HISTORY / theirs['rate'] / 3600:.1f} h)"

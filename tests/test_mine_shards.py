@@ -119,3 +119,26 @@ def test_output_loads_with_datasets(repo: Path, tmp_path: Path) -> None:
 
 def test_progress_bar_is_off_without_a_terminal() -> None:
     assert not enabled()  # pytest captures stderr
+
+
+def test_mining_pauses_while_too_many_rows_wait(tmp_path: Path) -> None:
+    """Rows wait uncompressed until every older shard is mined: when an old shard is slow,
+    the others stop mining at a bound, but never when nothing runs (no deadlock)."""
+    from collections import deque
+
+    from repotune.mine.shards import _BACKLOG, _fill
+
+    class Pool:
+        def submit(self, fn, *args):  # type: ignore[no-untyped-def]
+            return object()
+
+    shas = [f"{i:040x}" for i in range(40)]
+    to_mine = deque(plan_shards(tmp_path, shas, MineConfig(shard_size=1), tmp_path))
+    running: dict = {}
+    _fill(Pool(), running, 2, deque(), to_mine, mine_shard, set(range(_BACKLOG * 2 - 1)))
+    assert len(running) == 1  # one below the bound: one more shard is mined
+    running.clear()
+    _fill(Pool(), running, 2, deque(), to_mine, mine_shard, set(range(_BACKLOG * 2)))
+    assert len(running) == 1  # at the bound, only because nothing else runs
+    _fill(Pool(), running, 2, deque(), to_mine, mine_shard, set(range(_BACKLOG * 2)))
+    assert len(running) == 1

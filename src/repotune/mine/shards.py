@@ -68,6 +68,7 @@ _KEY_SCHEMA = pa.schema([("_exact", pa.binary()), ("_minhash", pa.binary())])
 # Rows are converted to Arrow and written every ~16 MB of text: a worker's memory stays bounded
 # and each batch becomes one row group of the output.
 _ROW_BATCH_BYTES = 16 << 20
+_BACKLOG = 4  # mined shards waiting to be encoded, per worker, before mining pauses
 
 
 @dataclass(frozen=True)
@@ -183,8 +184,11 @@ def run_shards(
     unfinished ones leave no file."""
     by_index = {t.index: t for t in tasks}
     encode: deque[tuple[ShardTask, np.ndarray]] = deque()
+    unencoded: set[int] = set()  # mined, their rows on disk until encoded
 
     def mined(task: ShardTask) -> None:
+        if not Path(task.part).is_file():
+            unencoded.add(task.index)
         for index, mask in masks.add(task.index, shard_keys(task)):
             if not Path(by_index[index].part).is_file():
                 encode.append((by_index[index], mask))
@@ -211,12 +215,12 @@ def run_shards(
             pool = ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=(counter,))
         running: dict[Future[Any], tuple[str, ShardTask]] = {}
         if not inline:  # submitting forks the workers: before the progress bar starts a thread
-            _fill(pool, running, workers, encode, to_mine, shard_fn)
+            _fill(pool, running, workers, encode, to_mine, shard_fn, unencoded)
         with progress(total) as update, fast_reads():
             update(counter.value)
             if inline:
                 counter.update = update
-                _fill(pool, running, workers, encode, to_mine, shard_fn)
+                _fill(pool, running, workers, encode, to_mine, shard_fn, unencoded)
             while running:
                 finished, _ = wait(running, timeout=0.25, return_when=FIRST_COMPLETED)
                 update(counter.value)
@@ -225,7 +229,9 @@ def run_shards(
                     future.result()  # re-raise a worker's error here
                     if kind == "mine":
                         mined(task)
-                _fill(pool, running, workers, encode, to_mine, shard_fn)
+                    else:
+                        unencoded.discard(task.index)
+                _fill(pool, running, workers, encode, to_mine, shard_fn, unencoded)
         pool.shutdown()
     except BaseException:
         if pool is not None:
@@ -243,15 +249,21 @@ def _fill(
     encode: deque[tuple[ShardTask, np.ndarray]],
     to_mine: deque[ShardTask],
     shard_fn: ShardFn,
+    unencoded: set[int],
 ) -> None:
-    """Keep each worker busy, encoding first: a part done early frees its rows file."""
-    while len(running) < workers and (encode or to_mine):
+    """Keep each worker busy, encoding first: a part done early frees its rows file. Rows
+    wait on disk, uncompressed, until every older shard is mined: if an old shard is slow,
+    mining stops at `_BACKLOG` shards a worker waiting (but never with nothing running)."""
+    while len(running) < workers:
+        mining = sum(kind == "mine" for kind, _ in running.values())
         if encode:
             task, mask = encode.popleft()
             running[pool.submit(encode_part, task, mask)] = ("encode", task)
-        else:
+        elif to_mine and (not running or len(unencoded) + mining < _BACKLOG * workers):
             task = to_mine.popleft()
             running[pool.submit(shard_fn, task)] = ("mine", task)
+        else:
+            return
 
 
 class _Inline:
