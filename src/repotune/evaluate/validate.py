@@ -14,7 +14,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from repotune.errors import UserError
@@ -214,17 +214,8 @@ class Validator:
             return prep
 
     def _limits(self, bug: Bug) -> Limits:
-        base = self.sandbox.limits
-        return Limits(
-            wall_seconds=bug.timeout,
-            cpu_seconds=None,
-            memory_mb=base.memory_mb,
-            max_processes=base.max_processes,
-            file_size_mb=base.file_size_mb,
-            open_files=base.open_files,
-            tmp_mb=base.tmp_mb,
-            network=base.network,
-        )
+        # The bug's own timeout; CPU seconds then follow it (see Limits).
+        return replace(self.sandbox.limits, wall_seconds=bug.timeout, cpu_seconds=None)
 
     def _run_one(self, bug: Bug, text: str) -> Outcome:
         prep = self._prepare(bug)
