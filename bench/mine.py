@@ -15,6 +15,9 @@ The machine may be busy with other work, so each run is measured two ways, and t
 the R runs is printed: wall-clock commits/s, and CPU seconds of the child's whole process tree
 (the repotune workers, PyDriller's git subprocesses; start-up imports excluded from both), with
 the load average around the runs.
+Also printed: a ceiling, from libgit2's own work on the same commits (tree diff, rename
+detection, blob reads, patches, in one process, nothing kept): the ratio a miner that did only
+that would reach on W workers. No miner built on libgit2 can beat it.
 Also printed: the peak memory of each (RSS of the largest single process, and the proportional
 set size of the whole tree sampled every 20 ms), and an estimate for a 1.2M-commit history on
 16 cores: the serial steps (select, merge) scaled by the commit count, plus the workers' CPU
@@ -46,7 +49,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--content-only", action="store_true", help="also run without scrub/dedup")
-    parser.add_argument("--child", choices=["repotune", "pydriller"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", choices=["repotune", "pydriller", "floor"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--shas", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -58,13 +63,16 @@ def main() -> None:
     elif args.child == "pydriller":
         result = _pydriller(args.repo, json.loads(args.shas.read_text()))
         args.result.write_text(json.dumps(result))
+    elif args.child == "floor":
+        result = _floor(args.repo, json.loads(args.shas.read_text()))
+        args.result.write_text(json.dumps(result))
     else:
         _compare(args)
 
 
 def _compare(args: argparse.Namespace) -> None:
     repo = args.repo.resolve()
-    runs: dict[str, list[dict]] = {"pydriller": [], "repotune": [], "content": []}
+    runs: dict[str, list[dict]] = {"pydriller": [], "repotune": [], "content": [], "floor": []}
     loads = [os.getloadavg()]
     with tempfile.TemporaryDirectory() as tmp:
         shas_file = Path(tmp) / "shas.json"
@@ -80,6 +88,7 @@ def _compare(args: argparse.Namespace) -> None:
                 plain = _child(["repotune", *common, "--out", str(out) + "p", "--plain"], Path(tmp))
                 plain.pop("shas")
                 runs["content"].append(plain)
+            runs["floor"].append(_child(["floor", str(repo), "--shas", str(shas_file)], Path(tmp)))
             loads.append(os.getloadavg())
     theirs, ours = _median(runs["pydriller"]), _median(runs["repotune"])
     if theirs["commits"] != ours["commits"]:
@@ -99,6 +108,13 @@ def _compare(args: argparse.Namespace) -> None:
     wall_ratio = ours["rate"] / theirs["rate"]
     cpu_ratio = theirs["cpu"] / ours["cpu"]
     print(f"ratio        {wall_ratio:.1f}x commits/s (wall), {cpu_ratio:.1f}x commits/CPU-s")
+    floor = statistics.median(r["cpu"] for r in runs["floor"]) / n
+    ceiling = ours["workers"] / floor / theirs["rate"]
+    print(
+        f"ceiling      libgit2's own work (tree diff, renames, blob reads, patches) is "
+        f"{floor * 1000:.2f} CPU-ms per commit: a miner doing nothing else, on "
+        f"{ours['workers']} workers, would reach {ceiling:.1f}x PyDriller (wall)"
+    )
     t = ours["timings"]
     worker_cpu = (ours["cpu"] - ours["main_cpu"]) / n  # CPU-s per commit in the workers
     print(
@@ -220,6 +236,30 @@ def _repotune(repo: Path, out: Path, max_commits: int, workers: int, plain: bool
         "maxrss_mb": maxrss,
         "shas": shas,
     }
+
+
+def _floor(repo_path: Path, shas: list[str]) -> dict:
+    """libgit2's part of mining, which any miner built on it pays: the tree diff with rename
+    detection, reading both blobs and making the patch, per file; nothing kept."""
+    import pygit2
+    from pygit2.enums import DeltaStatus, DiffFind, FileMode
+
+    repo = pygit2.Repository(str(repo_path))
+    cpu = _tree_cpu()
+    for sha in shas:
+        commit = repo[sha]
+        if commit.parents:
+            diff = commit.parents[0].tree.diff_to_tree(commit.tree)
+        else:
+            diff = commit.tree.diff_to_tree(swap=True)
+        diff.find_similar(DiffFind.FIND_RENAMES)
+        for delta in diff.deltas:
+            if FileMode.COMMIT in (delta.old_file.mode, delta.new_file.mode):
+                continue  # a submodule: no blob
+            old = None if delta.status == DeltaStatus.ADDED else repo[delta.old_file.id]
+            new = None if delta.status == DeltaStatus.DELETED else repo[delta.new_file.id]
+            _ = pygit2.Patch.create_from(old, new, context_lines=3).data
+    return {"cpu": _tree_cpu() - cpu}
 
 
 def _pydriller(repo: Path, shas: list[str]) -> dict:

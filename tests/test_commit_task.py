@@ -61,3 +61,25 @@ def test_signed_off_trailers_are_removed():
     msg = "Add retry\n\nSigned-off-by: A <a@b>"
     (ex,) = list(commit_examples(_commit(message=msg), BuildConfig()))
     assert "Signed-off-by" not in ex["prompt"]
+
+
+def test_diff_context_cuts_unchanged_lines_at_the_ends_only():
+    hunk = Hunk(
+        old_start=20,
+        old_lines=7,
+        new_start=20,
+        new_lines=7,
+        header="@@ -20,7 +20,7 @@",
+        lines=[" a", " b", "-c", "+C", " d", " e", "-f", "+F", " g", " h"],
+    )
+    commit = _commit(hunks=[hunk])
+
+    def completion(context):
+        cfg = BuildConfig.model_validate({"commit": {"diff_context": context}})
+        (ex,) = list(commit_examples(commit, cfg))
+        return ex["completion"]
+
+    # unchanged lines between two changes stay: the completion is still one applicable hunk
+    assert completion(0) == "-c\n+C\n d\n e\n-f\n+F\n"
+    assert completion(1) == " b\n-c\n+C\n d\n e\n-f\n+F\n g\n"
+    assert completion(None) == completion(5) == "\n".join(hunk.lines) + "\n"

@@ -98,6 +98,11 @@ class CommitTaskConfig(_Section):
         default=False, description="wrap in 'There is an issue ... Please fix' / 'I corrected'"
     )
     token_context: int = Field(default=3, ge=0, description="unchanged tokens around a change")
+    diff_context: int | None = Field(
+        default=None,
+        ge=0,
+        description="unchanged lines kept before/after the changes of a diff hunk (None: git's)",
+    )
 
 
 class RepairTaskConfig(_Section):

@@ -15,6 +15,7 @@ to: <message>. Please fix this issue." -> "I corrected the issue by changing ...
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 
 from repotune.code.functions import split_lines
@@ -74,19 +75,30 @@ def _code_before(change: FileChange, hunk: Hunk, context: int) -> str:
     return "\n".join(region) + "\n" if region else "(empty)\n"
 
 
-def hunk_completion(hunk: Hunk) -> str:
-    return "\n".join(hunk.lines) + "\n"
+def hunk_completion(hunk: Hunk, context: int | None = None) -> str:
+    """The hunk's lines, the unchanged ones at its ends cut to `context` (None: as git gave)."""
+    lines = hunk.lines
+    if context is not None:
+        changed = [i for i, ln in enumerate(lines) if ln[:1] in "+-"]
+        if changed:
+            lines = lines[max(changed[0] - context, 0) : changed[-1] + context + 1]
+    return "\n".join(lines) + "\n"
 
 
-def commit_examples(commit: Commit, cfg: BuildConfig) -> Iterator[dict]:
+def commit_examples(
+    commit: Commit, cfg: BuildConfig, dropped: Counter[str] | None = None
+) -> Iterator[dict]:
     """Yield example dicts (Example fields) for `commit` in the configured representation,
-    skipping those over the character caps."""
+    skipping those over the character caps (counted in `dropped`, as files without text)."""
+    dropped = Counter() if dropped is None else dropped
     message = _subject_and_body(commit.message)
     if not message:
         return
     rep = cfg.commit.representation
     units = {"diff": _diff_units, "functions": _function_units, "tokens": _token_units}[rep]
     for change in commit.files:
+        if change.skip_reason:
+            dropped[f"file_{change.skip_reason}"] += 1
         if change.skip_reason or not change.hunks:
             continue
         for key, code, completion in units(change, cfg):
@@ -102,6 +114,7 @@ def commit_examples(commit: Commit, cfg: BuildConfig) -> Iterator[dict]:
                 }[rep]
                 prompt = template.format(message=message, path=change.path, code=code)
             if len(prompt) > cfg.max_prompt_chars or len(completion) > cfg.max_completion_chars:
+                dropped["over_max_chars"] += 1
                 continue
             meta = {
                 "sha": commit.sha,
@@ -126,7 +139,8 @@ def _changed_hunks(change: FileChange) -> Iterator[tuple[int, Hunk]]:
 
 def _diff_units(change: FileChange, cfg: BuildConfig) -> Iterator[tuple[int | str, str, str]]:
     for i, hunk in _changed_hunks(change):
-        yield i, _code_before(change, hunk, cfg.input_context), hunk_completion(hunk)
+        completion = hunk_completion(hunk, cfg.commit.diff_context)
+        yield i, _code_before(change, hunk, cfg.input_context), completion
 
 
 def _function_units(change: FileChange, cfg: BuildConfig) -> Iterator[tuple[int | str, str, str]]:
