@@ -20,3 +20,14 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     from tinymodel import make_tiny_model
 
     return str(make_tiny_model(tmp_path_factory.mktemp("tiny-model")))
+
+
+@pytest.fixture(scope="session")
+def warm_cli(tmp_path_factory: pytest.TempPathFactory):
+    """The real CLI in forked children of one interpreter that imported torch once, with
+    kill -9 at chosen file-system changes (see faultcli.py)."""
+    from faultcli import WarmCLI
+
+    server = WarmCLI(tmp_path_factory.mktemp("cli"))
+    yield server
+    server.close()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable
 from contextlib import contextmanager
@@ -17,12 +19,36 @@ def _umask() -> int:
     return mask
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temps(path: Path) -> None:
+    """Remove temp files of `path` left by writers that were killed (kill -9, OOM, power):
+    nothing else removes them, and a large output's temp is as large as the output."""
+    for temp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid, *rest = temp.name[len(path.name) + 2 :].split(".")  # PID.RANDOM.tmp
+        if len(rest) == 2 and pid.isdigit() and not _alive(int(pid)):
+            temp.unlink(missing_ok=True)
+
+
 @contextmanager
-def atomic_path(path: Path):
-    """Yield a temp path in the same folder; rename over `path` only if the block succeeds."""
+def atomic_path(path: Path, *, clean: bool = True):
+    """Yield a temp path in the same folder; rename over `path` only if the block succeeds.
+    The temp's name carries the writer's pid, so a later write removes it if the writer died
+    (`clean=False`: the caller cleans the folder itself, e.g. one of thousands of shards)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if clean:
+        remove_stale_temps(path)
+    prefix = f".{path.name}.{os.getpid()}."
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are ordinary files
     try:
@@ -31,6 +57,18 @@ def atomic_path(path: Path):
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def replace_dir(tmp: Path, dest: Path) -> None:
+    """Put the finished folder `tmp` at `dest`, replacing what is there. The old folder is
+    renamed away before it is deleted, so a reader (or a run resumed after a kill) finds a
+    whole folder at `dest` or none, never one half deleted."""
+    old = dest.with_name(f".{dest.name}.old.tmp")
+    shutil.rmtree(old, ignore_errors=True)
+    if dest.exists():
+        os.replace(dest, old)
+    os.replace(tmp, dest)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -52,15 +90,22 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """One JSON object per line; a line that is not one stops with a UserError naming it
+    (files are edited by hand, and a traceback from deep in a stage would not say where)."""
     from repotune.errors import UserError
 
     rows = []
-    with Path(path).open(encoding="utf-8") as fh:
-        for i, line in enumerate(fh, 1):
-            if not line.strip():
+    with Path(path).open("rb") as fh:
+        for i, raw in enumerate(fh, 1):
+            if not raw.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                row = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise UserError(f"{path}:{i}: not UTF-8 text") from None
             except json.JSONDecodeError as exc:
                 raise UserError(f"{path}:{i}: invalid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise UserError(f"{path}:{i}: expected a JSON object, got {type(row).__name__}")
+            rows.append(row)
     return rows

@@ -49,7 +49,7 @@ from repotune.mine.progress import progress
 from repotune.mine.stats import PartStats
 from repotune.mine.store import COMMIT_SCHEMA, WRITE_OPTIONS, row_size
 
-FORMAT = 2  # bump when a shard's rows or files change for the same arguments
+FORMAT = 3  # bump when a shard's rows or files change for the same arguments
 _DROPPED = b"repotune.dropped"
 _KEYS = b"repotune.keys"
 _STATS = b"repotune.stats"
@@ -212,7 +212,10 @@ def run_shards(
             # pyarrow imports pandas (~0.25 CPU-s) the first time it converts Python objects:
             # done here once, forked workers inherit it instead of each paying for it.
             pa.array([0])
-            pool = ProcessPoolExecutor(workers, ctx, initializer=_init_worker, initargs=(counter,))
+            parent = os.getpid() if ctx.get_start_method() == "fork" else None
+            pool = ProcessPoolExecutor(
+                workers, ctx, initializer=_init_worker, initargs=(counter, parent)
+            )
         running: dict[Future[Any], tuple[str, ShardTask]] = {}
         if not inline:  # submitting forks the workers: before the progress bar starts a thread
             _fill(pool, running, workers, encode, to_mine, shard_fn, unencoded)
@@ -317,12 +320,26 @@ _shared: Any = None
 _miners: dict[tuple[str, str], tuple[pygit2.Repository, CommitMiner]] = {}
 
 
-def _init_worker(counter: Any) -> None:
+def _init_worker(counter: Any, parent: int | None = None) -> None:
     global _shared
     _shared = counter
+    _die_with_parent(parent)
     _miners.clear()  # a forked worker must not use its parent's repository handle
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
     pygit2.settings.enable_strict_hash_verification(False)  # see history.fast_reads
+
+
+def _die_with_parent(parent: int | None) -> None:
+    """A worker whose parent was killed (kill -9, the OOM killer) would wait for shards
+    forever, holding its memory: on Linux the kernel ends it with the parent (with `fork`,
+    this process's parent; with `forkserver`, the server, which exits with the parent)."""
+    if sys.platform != "linux":  # pragma: no cover
+        return
+    import ctypes
+
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if parent is not None and os.getppid() != parent:  # it died before the line above
+        os._exit(1)
 
 
 def _add(counter: Any, n: int) -> None:
@@ -350,7 +367,10 @@ def mine_shard(task: ShardTask, counter: Any = None) -> dict[str, int]:
     rows: list[dict[str, Any]] = []
     size, pending = 0, 0
     last = time.monotonic()
-    with atomic_path(Path(task.path)) as tmp, pa.ipc.new_file(str(tmp), SHARD_SCHEMA) as writer:
+    with (
+        atomic_path(Path(task.path), clean=False) as tmp,  # run_mine cleans the shard folder
+        pa.ipc.new_file(str(tmp), SHARD_SCHEMA) as writer,
+    ):
         for sha in task.shas:
             result = miner.mine(repo[sha])
             if isinstance(result, str):
@@ -395,7 +415,7 @@ def encode_part(task: ShardTask, mask: np.ndarray) -> None:
     key_writer = pa.ipc.new_stream(keys, _KEY_SCHEMA)
     with (
         pa.OSFile(task.path) as source,
-        atomic_path(Path(task.part)) as tmp,
+        atomic_path(Path(task.part), clean=False) as tmp,
         pq.ParquetWriter(tmp, COMMIT_SCHEMA, **WRITE_OPTIONS) as writer,
     ):
         reader = pa.ipc.open_file(source)

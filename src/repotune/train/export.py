@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from repotune.errors import UserError
+from repotune.fsutil import atomic_path
 
 OUTTYPES = ("f32", "f16", "bf16", "q8_0")
 _NATIVE = {"gemma3_text", "gemma3"}
@@ -40,18 +41,21 @@ def run_export(
         raise UserError(f"unknown GGUF type {outtype} (expected {', '.join(OUTTYPES)})")
     config = json.loads((model_dir / "config.json").read_text())
     config = config.get("text_config", config)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if converter is not None:
-        _run_converter(Path(converter), model_dir, dest, outtype)
-    elif config.get("model_type") in _NATIVE:
-        _write_gemma3(model_dir, config, dest, outtype, template, name or model_dir.name)
-    else:
+    if converter is None and config.get("model_type") not in _NATIVE:
         raise UserError(
             f"GGUF export writes Gemma 3 models itself; for {config.get('model_type')} pass "
             "--converter PATH/convert_hf_to_gguf.py (llama.cpp; also in the llama-cpp-python "
             "source distribution)"
         )
-    return read_back(dest)
+    # Written and read back under a temp name: a killed export leaves no truncated model for
+    # llama.cpp or Ollama to load.
+    with atomic_path(dest) as tmp:
+        if converter is not None:
+            _run_converter(Path(converter), model_dir, tmp, outtype)
+        else:
+            _write_gemma3(model_dir, config, tmp, outtype, template, name or model_dir.name)
+        info = read_back(tmp)
+    return {**info, "path": str(dest)}
 
 
 def read_back(path: Path) -> dict:

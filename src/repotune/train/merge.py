@@ -9,13 +9,13 @@ a quantization of it), the usual practice: the merged model is then not quantize
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import torch
 
 from repotune.errors import UserError
+from repotune.fsutil import replace_dir
 from repotune.models.registry import resolve_model
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -51,6 +51,5 @@ def run_merge(model: str, adapter: Path, dest: Path, dtype: str = "auto") -> Pat
     shutil.rmtree(tmp, ignore_errors=True)
     merged.save_pretrained(str(tmp))  # safetensors, tied weights stored once
     tokenizer.save_pretrained(str(tmp))
-    shutil.rmtree(dest, ignore_errors=True)
-    os.replace(tmp, dest)
+    replace_dir(tmp, dest)
     return dest

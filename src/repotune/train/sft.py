@@ -17,10 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from transformers import EarlyStoppingCallback, PrinterCallback
+from transformers import EarlyStoppingCallback, PrinterCallback, TrainerState
 
 from repotune.config import ModelConfig, TrainConfig
-from repotune.fsutil import write_json
+from repotune.fsutil import atomic_write_text, replace_dir, write_json
 from repotune.models.load import load_tokenizer, pick_dtype
 from repotune.models.registry import resolve_model
 from repotune.train import checkpoints, tracking
@@ -143,17 +143,25 @@ def run_train(
         trainer.add_callback(RichProgress(trainer.meter))
 
     started = time.monotonic()
-    stop.install()
-    try:
-        result = trainer.train(resume_from_checkpoint=str(last) if last else None)
-    finally:
-        stop.uninstall()
+    saved = checkpoints.state(last) if last else None
+    if saved is not None and saved["global_step"] >= cfg.max_steps:
+        # Killed after its last checkpoint: Trainer.train would take a step past max_steps.
+        state = TrainerState.load_from_json(str(last / checkpoints.STATE_FILE))
+        losses = [h["loss"] for h in state.log_history if "loss" in h]
+        train_loss = sum(losses) / len(losses) if losses else None
+        final = last  # the weights training ended with
+    else:
+        stop.install()
+        try:
+            result = trainer.train(resume_from_checkpoint=str(last) if last else None)
+        finally:
+            stop.uninstall()
+        state, train_loss, final = trainer.state, result.training_loss, None
     seconds = time.monotonic() - started
 
-    state = trainer.state
     best = state.best_model_checkpoint if cfg.keep_best and val_ds is not None else None
     out_dir = run_dir / ("merged" if cfg.method == "full" else "adapter")
-    _save_model(trainer, tokenizer, out_dir, Path(best) if best else None)
+    _save_model(trainer, tokenizer, out_dir, Path(best) if best else final)
     history = state.log_history
     evals = [h["eval_loss"] for h in history if "eval_loss" in h]
     meter = trainer.meter
@@ -168,7 +176,7 @@ def run_train(
         "max_steps": cfg.max_steps,
         "train_examples": len(train_rows),
         "val_examples": len(val_rows),
-        "train_loss": result.training_loss,
+        "train_loss": train_loss,
         "val_loss": evals[-1] if evals else None,
         "best_val_loss": state.best_metric,
         "best_checkpoint": best,
@@ -189,7 +197,7 @@ def run_train(
     }
     if trainer.is_world_process_zero():
         (run_dir / "train").mkdir(parents=True, exist_ok=True)
-        (run_dir / "train" / "log_history.json").write_text(json.dumps(history, indent=1))
+        atomic_write_text(run_dir / "train" / "log_history.json", json.dumps(history, indent=1))
         write_json(run_dir / "train" / "summary.json", summary)
     trainer.accelerator.wait_for_everyone()
     if interrupted:  # everything is on disk: now stop the way Ctrl-C stops a program
@@ -198,8 +206,8 @@ def run_train(
 
 
 def _save_model(trainer, tokenizer, out_dir: Path, best: Path | None) -> None:
-    """Write the adapter (or full model) to out_dir, replacing it whole: from the best
-    checkpoint when there is one, else the weights training ended with."""
+    """Write the adapter (or full model) to out_dir, replacing it whole: from the checkpoint
+    `best` when there is one, else the weights training ended with."""
     tmp = out_dir.with_name(f".{out_dir.name}.tmp")
     if trainer.is_world_process_zero():
         shutil.rmtree(tmp, ignore_errors=True)
@@ -213,5 +221,4 @@ def _save_model(trainer, tokenizer, out_dir: Path, best: Path | None) -> None:
             if f.is_file() and not f.name.startswith(_RESUME_ONLY) and f.name != "README.md":
                 shutil.copy2(f, tmp / f.name)
     tokenizer.save_pretrained(str(tmp))
-    shutil.rmtree(out_dir, ignore_errors=True)
-    os.replace(tmp, out_dir)
+    replace_dir(tmp, out_dir)
