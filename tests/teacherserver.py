@@ -13,8 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FakeTeacher:
-    """Script items, one per request: 200 (answer), another status code, or ("sleep", s)
-    (answer late, to trigger client time-outs). After the script: always 200."""
+    """Script items, one per request: 200 (answer), another status code, ("sleep", s)
+    (answer late, to trigger client time-outs), ("garbage", bytes) (a 200 with that body),
+    ("trickle", s) (a 200 whose body comes one byte every s seconds) or ("cut", 0) (a 200
+    whose body stops half-way and the connection closes). After the script: always 200."""
 
     def __init__(self, script=None, max_requests: int = 100, lifetime: float = 60.0):
         self.script = list(script or [])
@@ -44,10 +46,13 @@ class FakeTeacher:
                     step = teacher.script.pop(0) if teacher.script else 200
                 if n > teacher.max_requests:
                     step = 503
-                if isinstance(step, tuple):
-                    time.sleep(step[1])
-                    step = 200
-                if step != 200:
+                mode, arg = step if isinstance(step, tuple) else (None, None)
+                if mode == "garbage":
+                    self._send_200(arg)
+                    return
+                if mode == "sleep":
+                    time.sleep(arg)
+                if mode is None and step != 200:
                     self.send_response(step)
                     if step == 429:
                         self.send_header("Retry-After", "0")
@@ -57,12 +62,24 @@ class FakeTeacher:
                 code = body["messages"][-1]["content"]
                 answer = f"Explanation {n} of {len(code)} characters from {body['model']}."
                 data = json.dumps({"choices": [{"message": {"content": answer}}]}).encode()
+                self._send_200(data, mode, arg)
+
+            def _send_200(self, data: bytes, mode: str | None = None, arg=None) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 try:
-                    self.wfile.write(data)
+                    if mode == "trickle":
+                        for i in range(len(data)):
+                            self.wfile.write(data[i : i + 1])
+                            self.wfile.flush()
+                            time.sleep(arg)
+                    elif mode == "cut":
+                        self.wfile.write(data[: len(data) // 2])
+                        self.close_connection = True
+                    else:
+                        self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client timed out first, as a test meant it to
 

@@ -129,7 +129,7 @@ def test_read_tree_reads_git_objects_with_filters(tmp_path):
     assert [f.path for f in snap.files] == ["a.py", "conf.py"]
     assert snap.files[0].text == "def f():\n    return 1\n" and snap.files[0].language == "python"
     assert "hunter2" not in snap.files[1].text  # scrubbed like mined commits
-    assert snap.skipped == {"binary": 1, "minified": 1}
+    assert snap.skipped == {"binary": 1, "minified": 1, "symlink": 1}
     assert len(snap.sha) == 40 and snap.time == 1_700_000_000
     only_py = read_tree(repo, "HEAD", languages=["javascript"])
     assert only_py.files == []

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from repotune.errors import UserError
+from repotune.errors import UserError, redact
 
 app = typer.Typer(
     add_completion=False,
@@ -537,6 +537,9 @@ def serve(
         str | None, typer.Option(envvar="REPOTUNE_API_KEY", help="require this bearer token")
     ] = None,
     max_tokens: Annotated[int, typer.Option(min=1, help="chat reply cap when not asked")] = 512,
+    capacity: Annotated[
+        int, typer.Option(min=1, help="generation requests running or queued; more get 503")
+    ] = 8,
 ) -> None:
     """Serve a model over an OpenAI-compatible API: /v1/completions (with suffix for
     fill-in-the-middle), /v1/chat/completions, /v1/models; streaming as server-sent events.
@@ -549,7 +552,9 @@ def serve(
 
     engine = _engine(run_dir, model, adapter, dtype, merge, name)
     _say(f"serving {engine.name} at http://{host}:{port}/v1 (Ctrl-C stops)")
-    run_server(engine, host=host, port=port, api_key=api_key, max_tokens=max_tokens)
+    run_server(
+        engine, host=host, port=port, api_key=api_key, max_tokens=max_tokens, capacity=capacity
+    )
 
 
 @app.command()
@@ -592,7 +597,7 @@ def main() -> None:
         if isinstance(code, int) and code:  # click returns Ctrl-C's 130 rather than raising
             sys.exit(code)
     except UserError as err:
-        _say(f"error: {err}")
+        _say(f"error: {redact(str(err))}")
         sys.exit(2)
     except KeyboardInterrupt:
         _say("interrupted: outputs written so far are kept; re-run the same command to resume")

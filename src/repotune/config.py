@@ -7,14 +7,28 @@ Each stage reads only its own section, so a stage can be run alone with the same
 from __future__ import annotations
 
 import codecs
+import math
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from repotune.errors import UserError
+
+# numpy, torch and transformers' set_seed take seeds in [0, 2**32).
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
+# Schedulers and optimizers checked without importing transformers (seconds); other names are
+# looked up in its enums.
+_COMMON_SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
+_COMMON_OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adafactor", "sgd", "paged_adamw_8bit")
+
+
+def _check_weights(weights: Iterable[float], what: str) -> None:
+    if any(not math.isfinite(w) or w < 0 for w in weights):
+        raise ValueError(f"{what} must be finite numbers >= 0")
 
 
 class _Section(BaseModel):
@@ -164,6 +178,14 @@ class FimTaskConfig(_Section):
         "train.max_length, which would otherwise cut the sentinels off the prompt's start",
     )
 
+    @field_validator("cut_weights")
+    @classmethod
+    def _some_cut(cls, value: dict[str, float]) -> dict[str, float]:
+        _check_weights(value.values(), "cut weights")
+        if value and not sum(value.values()) > 0:
+            raise ValueError("at least one cut weight must be > 0")
+        return value
+
 
 class ExplainTaskConfig(_Section):
     """`explain`: code units explained by a teacher. The endpoint's URL and key come from
@@ -239,8 +261,10 @@ class BuildConfig(_Section):
     input_context: int = Field(default=8, ge=0, description="lines of code before shown around")
     max_prompt_chars: int = Field(default=3000, ge=100)
     max_completion_chars: int = Field(default=1500, ge=10)
-    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    seed: int = 0
+    split: tuple[float, float, float] = Field(
+        default=(0.8, 0.1, 0.1), description="train/val/test fractions (normalised to sum 1)"
+    )
+    seed: Seed = 0
     commit: CommitTaskConfig = Field(default_factory=CommitTaskConfig)
     repair: RepairTaskConfig = Field(default_factory=RepairTaskConfig)
     fim: FimTaskConfig = Field(default_factory=FimTaskConfig)
@@ -258,8 +282,15 @@ class BuildConfig(_Section):
     @field_validator("mixture")
     @classmethod
     def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
-        if any(w < 0 for w in value.values()):
-            raise ValueError("mixture weights must be >= 0")
+        _check_weights(value.values(), "mixture weights")
+        return value
+
+    @field_validator("split")
+    @classmethod
+    def _fractions(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
+        _check_weights(value, "split fractions")
+        if not value[0] > 0:
+            raise ValueError("the train fraction must be > 0")
         return value
 
 
@@ -281,10 +312,11 @@ class TrainConfig(_Section):
     lora_dropout: float = Field(default=0.05, ge=0, lt=1)
     target_modules: str | list[str] = Field(
         default="all-linear",
+        min_length=1,
         description="all-linear, attention (q/k/v/o), qv (the LoRA paper's), or module names",
     )
     learning_rate: float = Field(default=2e-4, gt=0)
-    lr_scheduler: str = "cosine"
+    lr_scheduler: str = Field(default="cosine", description="a transformers scheduler name")
     warmup_ratio: float = Field(default=0.05, ge=0, lt=1)
     weight_decay: float = Field(default=0.0, ge=0)
     max_grad_norm: float = Field(default=1.0, ge=0)
@@ -331,7 +363,25 @@ class TrainConfig(_Section):
     mlflow_experiment: str = "repotune"
     progress: bool = Field(default=True, description="rich progress bar with tokens/s and ETA")
     logging_steps: int = Field(default=5, ge=1)
-    seed: int = 0
+    seed: Seed = 0
+
+    @field_validator("lr_scheduler")
+    @classmethod
+    def _scheduler(cls, value: str) -> str:
+        if value not in _COMMON_SCHEDULERS:
+            from transformers.trainer_utils import SchedulerType
+
+            _one_of(value, [s.value for s in SchedulerType])
+        return value
+
+    @field_validator("optim")
+    @classmethod
+    def _optimizer(cls, value: str) -> str:
+        if value not in _COMMON_OPTIMIZERS:
+            from transformers.training_args import OptimizerNames
+
+            _one_of(value, [o.value for o in OptimizerNames])
+        return value
 
 
 class EvaluateConfig(_Section):
@@ -353,13 +403,15 @@ class EvalExecConfig(_Section):
     num_beams: int | None = Field(default=None, ge=1, description="default: candidates")
     temperature: float = Field(default=0.8, gt=0)
     top_p: float = Field(default=0.95, gt=0, le=1)
-    seed: int = 0
+    seed: Seed = 0
     max_new_tokens: int = Field(default=256, ge=1)
     max_prompt_tokens: int = Field(default=1024, ge=16)
     batch_size: int = Field(default=2, ge=1, description="prompts per generate call")
     stop: list[str] = Field(default_factory=list, description="stop sequences (repair)")
     turns: int = Field(default=0, ge=0, description="extra turns fed back the trimmed error")
-    k: list[int] = Field(default_factory=lambda: [1, 5, 10], description="k for plausible@k")
+    k: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: [1, 5, 10], min_length=1, description="k for plausible@k"
+    )
     workers: int | None = Field(default=None, ge=1, description="parallel runs; default: cores")
     timeout: float = Field(default=60.0, gt=0, description="seconds, when a bug gives none")
     memory_mb: int = Field(default=4096, ge=64, description="address space per process")
@@ -387,11 +439,17 @@ class RunConfig(_Section):
     eval_exec: EvalExecConfig = Field(default_factory=EvalExecConfig)
 
 
+def _one_of(value: str, names: list[str]) -> None:
+    if value not in names:
+        raise ValueError(f"'{value}' is not one of {', '.join(names)}")
+
+
 def _first_error(err: ValidationError, source: str) -> UserError:
     e = err.errors()[0]
     where = ".".join(str(p) for p in e["loc"]) or "(top level)"
     more = f" (and {err.error_count() - 1} more)" if err.error_count() > 1 else ""
-    return UserError(f"{source}: invalid field '{where}': {e['msg']}{more}")
+    msg = e["msg"].removeprefix("Value error, ")  # a validator's own words
+    return UserError(f"{source}: invalid field '{where}': {msg}{more}")
 
 
 def _set_path(data: dict[str, Any], dotted: str, raw: str) -> None:
@@ -401,7 +459,10 @@ def _set_path(data: dict[str, Any], dotted: str, raw: str) -> None:
         node = node.setdefault(k, {})
         if not isinstance(node, dict):
             raise UserError(f"--set {dotted}: '{k}' is not a section")
-    node[keys[-1]] = yaml.safe_load(raw) if raw != "" else None
+    try:
+        node[keys[-1]] = yaml.safe_load(raw) if raw != "" else None
+    except yaml.YAMLError:
+        raise UserError(f"--set {dotted}: the value is not valid YAML") from None
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
@@ -419,6 +480,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             mark = getattr(exc, "problem_mark", None)
             line = f" at line {mark.line + 1}" if mark else ""
             raise UserError(f"{p}: not valid YAML{line}") from None
+        except (UnicodeDecodeError, OSError) as exc:
+            why = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror
+            raise UserError(f"{p}: cannot read the config ({why})") from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):

@@ -13,8 +13,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pygit2
+
 from repotune.code.languages import language_for_path
 from repotune.errors import UserError
+from repotune.mine.select import text_path
 
 _SYMLINK = 0o120000
 # Minified or generated text: one enormous line teaches nothing and wrecks every length cap.
@@ -49,15 +52,14 @@ def read_tree(
     scrub_secrets: bool = True,
 ) -> Snapshot:
     """Text files of `ref`'s tree that pass the path and language filters, sorted by path."""
-    import pygit2
-
     from repotune.mine.secrets import Scrubber
-    from repotune.mine.select import path_filter
+    from repotune.mine.select import check_loose_objects, path_filter
 
     try:
         repo = pygit2.Repository(str(repo_path))
     except (pygit2.GitError, KeyError):
         raise UserError(f"not a git repository: {repo_path}") from None
+    check_loose_objects(repo, Path(repo_path))
     try:
         commit = repo.revparse_single(ref).peel(pygit2.Commit)
     except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
@@ -82,16 +84,24 @@ def read_tree(
 
 
 def _blobs(repo, tree, prefix: str) -> Iterator[tuple[str, object]]:
+    """Every entry but folders (files, symlinks, submodules), walking into folders."""
     for entry in tree:
-        path = f"{prefix}{entry.name}"
+        path = f"{prefix}{text_path(entry.name)}"
         if entry.type_str == "tree":
             yield from _blobs(repo, repo[entry.id], path + "/")
-        elif entry.type_str == "blob" and entry.filemode != _SYMLINK:
+        else:
             yield path, entry
 
 
 def _text(repo, entry, max_bytes: int) -> tuple[str | None, str | None]:
-    blob = repo[entry.id]
+    if entry.type_str != "blob":
+        return "submodule", None
+    if entry.filemode == _SYMLINK:  # its text is a path, maybe outside the repository
+        return "symlink", None
+    try:
+        blob = repo[entry.id]
+    except (KeyError, pygit2.GitError):  # a partial clone's absent blob, or damage
+        return "missing_object", None
     if blob.size > max_bytes:
         return "too_large", None
     if blob.is_binary:

@@ -37,6 +37,7 @@ from repotune.mine.select import (
     path_filter,
     resolve_ref,
     select_commits,
+    text_path,
 )
 from repotune.records import Commit
 
@@ -107,10 +108,13 @@ class CommitMiner:
 
     def mine(self, commit: pygit2.Commit) -> Mined | str:
         """The commit's row, or the reason it is dropped. Cheap checks come before text."""
-        if commit.parents:
-            diff = commit.parents[0].tree.diff_to_tree(commit.tree)
-        else:  # root commit: against the empty tree
-            diff = commit.tree.diff_to_tree(swap=True)
+        try:
+            if commit.parents:
+                diff = commit.parents[0].tree.diff_to_tree(commit.tree)
+            else:  # root commit: against the empty tree
+                diff = commit.tree.diff_to_tree(swap=True)
+        except pygit2.GitError:  # a tree missing (a partial clone) or damaged
+            return "missing_object"
         diff.find_similar(self.find_flags)
         deltas = list(diff.deltas)
         if not deltas:
@@ -174,8 +178,8 @@ class CommitMiner:
             return f
         try:
             old, new = self._blob(old_id), self._blob(new_id)
-        except KeyError:  # a partial clone without this blob: count nothing, keep the path
-            f.kind_skip = "missing_object"
+        except (KeyError, pygit2.GitError):  # a partial clone's absent blob, or damage:
+            f.kind_skip = "missing_object"  # count nothing, keep the path
             return f
         patch = pygit2.Patch.create_from(old, new, context_lines=self.cfg.context_lines)
         f.old, f.new = old, new
@@ -190,8 +194,8 @@ class CommitMiner:
 
     def _file_row(self, f: _FileDiff, secrets: list[str]) -> dict[str, Any]:
         delta = f.delta
-        old_path = None if f.old_id is None else delta.old_file.path
-        new_path = None if f.new_id is None else delta.new_file.path
+        old_path = None if f.old_id is None else text_path(delta.old_file.path)
+        new_path = None if f.new_id is None else text_path(delta.new_file.path)
         path = new_path or old_path or ""
         skip, before, after, encoding, hunks = f.kind_skip, None, None, None, []
         if skip is None:
@@ -401,8 +405,8 @@ def _content(blob: pygit2.Blob) -> bytes:
 
 def _delta_path(delta: pygit2.DiffDelta) -> str:
     if delta.status == DeltaStatus.DELETED:
-        return delta.old_file.path
-    return delta.new_file.path
+        return text_path(delta.old_file.path)
+    return text_path(delta.new_file.path)
 
 
 def mine_commits(repo_path: Path, cfg: MineConfig) -> tuple[list[Commit], dict[str, int]]:

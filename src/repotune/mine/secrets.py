@@ -131,10 +131,18 @@ _PROBE_SET = _probe_set()  # which probes a candidate line matches, in one pass
 _KEY_PROBE = re2.compile(_PRIVATE_KEY_PROBE.encode(), _options())
 
 
+# dotenv files (`.env`, `.env.local`, `prod.env`): KEY=value lines, unquoted, as in INI files.
+# detect-secrets files them under OTHER, where the keyword rules need quotes, and so misses the
+# most common home of an API key.
+_DOTENV = re.compile(r"(?:^|/)(?:\.env(?:\.[^/]*)?|[^/]+\.env)$")
+
+
 @lru_cache(maxsize=1 << 12)
 def file_type(path: str) -> FileType | None:
     """What the scrubbing of a line depends on besides its content (None: a commit message)."""
-    return determine_file_type(path) if path else None
+    if not path:
+        return None
+    return FileType.INI if _DOTENV.search(path) else determine_file_type(path)
 
 
 @lru_cache(maxsize=64)

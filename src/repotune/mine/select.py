@@ -7,7 +7,9 @@ the shards and their keys, is fixed by the arguments and the repository alone.
 
 from __future__ import annotations
 
+import os
 import re
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,6 +51,11 @@ def resolve_ref(repo: pygit2.Repository, repo_path: Path, ref: str) -> pygit2.Co
     try:
         obj = repo.revparse_single(ref)
     except (KeyError, ValueError, pygit2.GitError):
+        if ref == "HEAD" and repo.head_is_unborn:  # e.g. just after `git checkout --orphan`
+            raise UserError(
+                f"HEAD of {repo_path} is a branch without commits yet: set mine.ref to a "
+                "branch, tag or commit"
+            ) from None
         raise UserError(f"unknown ref '{ref}' in {repo_path}") from None
     try:
         return obj.peel(pygit2.Commit)
@@ -59,6 +66,7 @@ def resolve_ref(repo: pygit2.Repository, repo_path: Path, ref: str) -> pygit2.Co
 def select_commits(repo: pygit2.Repository, repo_path: Path, cfg: MineConfig) -> Selection:
     """Walk `cfg.ref` newest first (children before parents); keep up to `max_commits` commits
     that pass the metadata filters. Commits dropped here are counted by reason."""
+    check_loose_objects(repo, repo_path)
     start, hide = _range(repo, repo_path, cfg.ref)
     walker = repo.walk(start.id, SortMode.TOPOLOGICAL | SortMode.TIME)
     if hide is not None:
@@ -66,16 +74,54 @@ def select_commits(repo: pygit2.Repository, repo_path: Path, cfg: MineConfig) ->
     boundary = shallow_boundary(repo)
     reject = _metadata_filter(cfg)
     selection = Selection(shas=[], shallow=repo.is_shallow)
-    for commit in walker:
-        if cfg.max_commits is not None and len(selection.shas) >= cfg.max_commits:
-            break
-        sha = str(commit.id)
-        reason = "shallow_boundary" if sha in boundary else reject(commit)
-        if reason is None:
-            selection.shas.append(sha)
-        else:
-            selection.dropped[reason] += 1
+    try:
+        for commit in walker:
+            if cfg.max_commits is not None and len(selection.shas) >= cfg.max_commits:
+                break
+            sha = str(commit.id)
+            reason = "shallow_boundary" if sha in boundary else reject(commit)
+            if reason is None:
+                selection.shas.append(sha)
+            else:
+                selection.dropped[reason] += 1
+    except pygit2.GitError as exc:  # a commit of the history is missing or unreadable
+        detail = exc.args[0] if exc.args else exc
+        raise UserError(f"{repo_path}: damaged history ({detail}); see `git fsck`") from None
     return selection
+
+
+def check_loose_objects(repo: pygit2.Repository, repo_path: Path) -> None:
+    """UserError if a loose object file is not a whole zlib stream. libgit2 (as bundled with
+    pygit2 1.21) loops forever reading a truncated one (libgit2 issue 7342), so a damaged
+    object must be found before anything reads it. Git's auto gc packs loose objects past a
+    few thousand, so this reads little; packed objects have their own checksums."""
+    gitdir = Path(repo.path)
+    common = gitdir / "commondir"  # a worktree's objects are its repository's
+    if common.is_file():
+        gitdir = (gitdir / common.read_text().strip()).resolve()
+    objects = gitdir / "objects"
+    if not objects.is_dir():
+        return
+    for folder in os.scandir(objects):
+        if len(folder.name) != 2 or not folder.is_dir():
+            continue
+        for entry in os.scandir(folder.path):
+            z = zlib.decompressobj()
+            try:
+                with open(entry.path, "rb") as fh:
+                    while not z.eof and (data := fh.read(1 << 16)):
+                        while data and not z.eof:
+                            z.decompress(data, 1 << 20)
+                            data = z.unconsumed_tail
+                why = None if z.eof else "truncated"
+            except zlib.error:
+                why = "not a zlib stream"
+            except OSError as exc:
+                why = exc.strerror or "unreadable"
+            if why is not None:
+                raise UserError(
+                    f"{repo_path}: damaged object {folder.name}{entry.name} ({why}); see `git fsck`"
+                )
 
 
 def shallow_boundary(repo: pygit2.Repository) -> set[str]:
@@ -195,7 +241,16 @@ def _decode(raw: bytes) -> str:
     return raw.decode("utf-8", errors="replace")
 
 
-# --- path globs -------------------------------------------------------------------------------
+# --- paths ------------------------------------------------------------------------------------
+
+
+def text_path(path: str) -> str:
+    """A file name as a UTF-8 file (Parquet, JSONL) can store it: pygit2 decodes names that are
+    not UTF-8 with surrogate escapes (`latin\\udce9.py`), which no UTF-8 encoder accepts; those
+    bytes become U+FFFD."""
+    if path.isascii():
+        return path
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def path_filter(include: list[str], exclude: list[str]) -> Callable[[str], bool]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from repotune.serve.app import DEFAULT_CAPACITY
 from repotune.serve.engine import Engine
 
 
@@ -11,6 +12,7 @@ def run_server(
     port: int = 8000,
     api_key: str | None = None,
     max_tokens: int = 512,
+    capacity: int = DEFAULT_CAPACITY,
 ) -> None:
     """Serve until Ctrl-C. Loopback by default: exposing a model is the user's explicit choice."""
     import logging
@@ -25,5 +27,5 @@ def run_server(
     logging.getLogger("repotune.serve").addHandler(handler)
     logging.getLogger("repotune.serve").setLevel(logging.INFO)
 
-    app = create_app(engine, api_key=api_key, default_max_tokens=max_tokens)
+    app = create_app(engine, api_key=api_key, default_max_tokens=max_tokens, capacity=capacity)
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)

@@ -2,7 +2,10 @@
 for editor fill-in-the-middle) and /v1/chat/completions, each streaming as server-sent events.
 
 Handlers are plain `def`s: FastAPI runs them, and the streams' iterators, in its thread pool,
-so a long generation never blocks the event loop that serves other requests.
+so a long generation never blocks the event loop that serves other requests. Generation
+requests are admitted up to `capacity` at a time (running or waiting for the model); one more
+gets an immediate 503 with Retry-After, so load never piles up threads, memory and latency
+without bound, and clients learn at once to come back.
 """
 
 from __future__ import annotations
@@ -15,16 +18,58 @@ from collections.abc import Iterator
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from repotune.serve.engine import Engine, Finish, Sampling
 from repotune.serve.prompts import chat_prompt, fim_prompt
 from repotune.serve.schemas import ChatRequest, CompletionRequest
 
+DEFAULT_CAPACITY = 8  # generation requests running or queued; more get 503
+MAX_BODY_BYTES = 4 << 20  # a request body larger than this gets 413
+_GENERATION_PATHS = ("/v1/completions", "/v1/chat/completions")
 
-def _error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
+
+def _error(
+    status: int,
+    message: str,
+    kind: str = "invalid_request_error",
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     return JSONResponse(
-        {"error": {"message": message, "type": kind, "param": None, "code": None}}, status
+        {"error": {"message": message, "type": kind, "param": None, "code": None}},
+        status,
+        headers=headers,
     )
+
+
+class Admission:
+    """ASGI middleware: at most `capacity` generation requests in flight, counted from arrival
+    until the last byte of the answer (streams included) or the client leaves; the rest get a
+    503 at once. Runs on the event loop, so a plain counter is enough."""
+
+    def __init__(self, app: ASGIApp, capacity: int, max_body: int = MAX_BODY_BYTES) -> None:
+        self.app, self.capacity, self.max_body = app, capacity, max_body
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in _GENERATION_PATHS:
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > self.max_body:
+            limit = f"{self.max_body // 2**20} MiB"
+            await _error(413, f"request body over {limit}")(scope, receive, send)
+            return
+        if self.in_flight >= self.capacity:
+            busy = f"server busy: {self.in_flight} requests in flight (capacity {self.capacity})"
+            response = _error(503, busy, "server_busy", {"Retry-After": "1"})
+            await response(scope, receive, send)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
 
 
 def _usage(finishes: list[Finish]) -> dict[str, int]:
@@ -47,10 +92,15 @@ def _sse(chunks: Iterator[dict]) -> StreamingResponse:
 
 
 def create_app(
-    engine: Engine, api_key: str | None = None, default_max_tokens: int = 512
+    engine: Engine,
+    api_key: str | None = None,
+    default_max_tokens: int = 512,
+    capacity: int = DEFAULT_CAPACITY,
 ) -> FastAPI:
-    """The app; `api_key`, when set, is required as `Authorization: Bearer KEY`."""
+    """The app; `api_key`, when set, is required as `Authorization: Bearer KEY`; `capacity`
+    generation requests are served or queued at once, more get 503."""
     app = FastAPI(title="repotune", description=f"OpenAI-compatible API for {engine.name}")
+    app.add_middleware(Admission, capacity=capacity)
 
     @app.middleware("http")
     async def check_key(request: Request, call_next):

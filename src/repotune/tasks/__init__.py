@@ -65,9 +65,10 @@ def build_commit(ctx: BuildContext) -> TaskRows:
     """Split over all mined commits, as the stage always has (commits without rows count)."""
     from repotune.tasks.commit import commit_examples
 
-    groups = [(c, list(commit_examples(c, ctx.cfg))) for c in ctx.commits]
+    dropped: Counter[str] = Counter()
+    groups = [(c, list(commit_examples(c, ctx.cfg, dropped))) for c in ctx.commits]
     splits, labels = _by_commit_time(ctx, groups)
-    return TaskRows(splits, info={"commits": {s: labels.count(s) for s in SPLITS}})
+    return TaskRows(splits, dropped, {"commits": {s: labels.count(s) for s in SPLITS}})
 
 
 def build_repair(ctx: BuildContext) -> TaskRows:

@@ -33,7 +33,8 @@ from repotune.fsutil import write_json
 BASE_URL_ENV = "REPOTUNE_TEACHER_BASE_URL"
 API_KEY_ENV = "REPOTUNE_TEACHER_API_KEY"
 MODEL_ENV = "REPOTUNE_TEACHER_MODEL"
-_MAX_WAIT = 60.0
+_MAX_WAIT = 60.0  # seconds between tries at most, whatever Retry-After says
+_MAX_BODY = 16 << 20
 Messages = list[dict[str, str]]
 
 
@@ -70,17 +71,18 @@ def default_cache_dir() -> Path:
 
 class Endpoint:
     """POST {base}/chat/completions with retries; `answer` returns None when the endpoint
-    rejects that one request (400/413/422: e.g. too long), raises UserError when it cannot be
-    used at all (bad key, wrong URL) or stays unavailable after every retry."""
+    rejects that one request (400/413/422: e.g. too long) or answers with something that is
+    not a chat completion, raises UserError when it cannot be used at all (bad key, wrong URL)
+    or stays unavailable after every retry. Each try ends within `timeout_seconds` even when
+    the server trickles its answer, so a build never waits on a teacher forever."""
 
     def __init__(self, base_url: str, api_key: str | None, model: str, cfg: ExplainTaskConfig):
         self.url = base_url.rstrip("/") + "/chat/completions"
-        self.host = urlsplit(base_url).netloc or base_url
+        self.host = _shown(base_url)
         self.model = model
         self.cfg = cfg
         self.headers = {"Content-Type": "application/json"}
-        if api_key:
-            self.headers["Authorization"] = f"Bearer {api_key}"
+        self.auth = _Bearer(api_key) if api_key else None
         self._local = threading.local()
         self.requests_sent = 0
         self._lock = threading.Lock()
@@ -98,6 +100,7 @@ class Endpoint:
 
     def answer(self, messages: Messages) -> str | None:
         import requests
+        import urllib3
 
         body = {"model": self.model, "messages": messages, **self.params}
         last = ""
@@ -105,18 +108,32 @@ class Endpoint:
             wait = None
             with self._lock:
                 self.requests_sent += 1
+            deadline = time.monotonic() + self.cfg.timeout_seconds
             try:
                 resp = self._session().post(
-                    self.url, json=body, headers=self.headers, timeout=self.cfg.timeout_seconds
+                    self.url,
+                    json=body,
+                    headers=self.headers,
+                    auth=self.auth,
+                    timeout=self.cfg.timeout_seconds,
+                    stream=True,
                 )
-            except requests.Timeout:
+                with resp:
+                    status = resp.status_code
+                    data = _body(resp, deadline) if status == 200 else b""
+            except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                    requests.exceptions.InvalidSchema):  # fmt: skip
+                raise UserError(
+                    f"{BASE_URL_ENV} is not an http(s) URL: it should be the API root, e.g. "
+                    "http://localhost:8000/v1"
+                ) from None
+            except (requests.Timeout, _TooSlow):
                 last = f"no answer within {self.cfg.timeout_seconds:g} s"
-            except requests.ConnectionError:
-                last = "connection failed"
+            except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+                last = f"connection failed ({type(exc).__name__})"  # refused, reset, cut off
             else:
-                status = resp.status_code
                 if status == 200:
-                    return _content(resp, self.host)
+                    return _content(data)
                 if status in (401, 403):
                     raise UserError(
                         f"teacher at {self.host} refused the request (HTTP {status}): "
@@ -124,7 +141,7 @@ class Endpoint:
                     )
                 if status == 404:
                     raise UserError(
-                        f"teacher endpoint {self.url} not found (HTTP 404): {BASE_URL_ENV} "
+                        f"teacher endpoint at {self.host} not found (HTTP 404): {BASE_URL_ENV} "
                         "should be the API root, e.g. http://localhost:8000/v1"
                     )
                 if status not in (408, 409, 429) and status < 500:
@@ -140,12 +157,53 @@ class Endpoint:
         )
 
 
-def _content(resp: Any, host: str) -> str | None:
+class _Bearer:
+    """The key as requests auth, not a plain header: requests would replace a plain header
+    with credentials found in the URL or ~/.netrc, and the key would silently not be sent."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __call__(self, request: Any) -> Any:
+        request.headers["Authorization"] = f"Bearer {self.key}"
+        return request
+
+
+class _TooSlow(Exception):
+    """The answer did not arrive whole within the time-out."""
+
+
+def _body(resp: Any, deadline: float) -> bytes:
+    """The response body, read as it arrives and checked against the deadline (requests' own
+    time-out applies to each read, so a server sending a byte a second would never time out).
+    Past _MAX_BODY the rest is dropped: no chat answer is that long, and memory stays bounded."""
+    chunks, size = [], 0
+    while chunk := resp.raw.read1(1 << 16, decode_content=True):
+        if time.monotonic() > deadline:
+            raise _TooSlow
+        size += len(chunk)
+        if size > _MAX_BODY:
+            return b""
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _content(data: bytes) -> str | None:
     try:
-        text = resp.json()["choices"][0]["message"]["content"]
+        text = json.loads(data)["choices"][0]["message"]["content"]
     except (ValueError, KeyError, IndexError, TypeError):
         return None
     return text if isinstance(text, str) and text.strip() else None
+
+
+def _shown(url: str) -> str:
+    """Host and port of a URL, for messages: never a user name or password written into it."""
+    parts = urlsplit(url)
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # not a number: requests will say the URL is invalid
+        port = ""
+    return (parts.hostname or "the configured endpoint") + port
 
 
 def _retry_after(value: str | None) -> float | None:
