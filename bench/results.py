@@ -42,7 +42,9 @@ def main() -> None:
             cmd = ["repotune", "run", repo, "--out", str(run_dir), "-c", str(args.config)]
             start = time.monotonic()
             load = os.getloadavg()[0]
-            subprocess.run([*cmd, *overrides], check=True)
+            exe = Path(sys.executable).with_name("repotune")  # this environment's CLI
+            argv = [str(exe) if exe.is_file() else "repotune", *cmd[1:], *overrides]
+            subprocess.run(argv, check=True)
             timing.write_text(json.dumps({
                 "seconds": time.monotonic() - start,
                 "command": " ".join(cmd + overrides),

@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from repotune.errors import UserError
 
@@ -365,19 +372,16 @@ class TrainConfig(_Section):
     logging_steps: int = Field(default=5, ge=1)
     seed: Seed = 0
 
-    @field_validator("lr_scheduler")
+    @field_validator("lr_scheduler", "optim")
     @classmethod
-    def _scheduler(cls, value: str) -> str:
-        if value not in _COMMON_SCHEDULERS:
-            from transformers.trainer_utils import SchedulerType
+    def _known_name(cls, value: str, info: ValidationInfo) -> str:
+        """A typo fails here, not when the trainer starts minutes later."""
+        if info.field_name == "lr_scheduler":
+            if value not in _COMMON_SCHEDULERS:
+                from transformers.trainer_utils import SchedulerType
 
-            _one_of(value, [s.value for s in SchedulerType])
-        return value
-
-    @field_validator("optim")
-    @classmethod
-    def _optimizer(cls, value: str) -> str:
-        if value not in _COMMON_OPTIMIZERS:
+                _one_of(value, [s.value for s in SchedulerType])
+        elif value not in _COMMON_OPTIMIZERS:
             from transformers.training_args import OptimizerNames
 
             _one_of(value, [o.value for o in OptimizerNames])
