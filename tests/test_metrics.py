@@ -46,3 +46,15 @@ def test_completion_nll_matches_a_full_forward_pass(tiny_model):
         assert math.isclose(nll, want, rel_tol=1e-4, abs_tol=1e-4)
     s = loss_summary(got)
     assert math.isclose(s["perplexity"], math.exp(s["loss"]))
+
+
+def test_change_similarity_scores_the_changed_lines_not_the_copied_ones():
+    from repotune.evaluate.metrics import change_similarity
+
+    reference = " a = 1\n b = 2\n-c = 3\n+c = 4\n d = 5\n"
+    copy = " a = 1\n b = 2\n c = 3\n d = 5\n"  # the unchanged lines, no edit
+    assert edit_similarity(copy, reference) > 0.7
+    assert change_similarity(copy, reference) == 0.0
+    assert change_similarity(reference, reference) == 1.0
+    near = " a = 1\n-c = 3\n+c = 40\n"  # the right edit, a digit off, less context
+    assert 0.8 < change_similarity(near, reference) < 1.0

@@ -14,7 +14,14 @@ from rich.progress import Progress
 
 from repotune.config import EvaluateConfig, ModelConfig
 from repotune.errors import UserError
-from repotune.evaluate.metrics import completion_nll, edit_similarity, exact_match, loss_summary
+from repotune.evaluate.metrics import (
+    change_similarity,
+    changed_lines,
+    completion_nll,
+    edit_similarity,
+    exact_match,
+    loss_summary,
+)
 from repotune.fsutil import write_json, write_jsonl
 from repotune.infer.generate import generate
 from repotune.models.load import load_model, load_tokenizer
@@ -27,6 +34,10 @@ def _generation_sample(rows: list[dict], n: int, seed: int = 0) -> list[int]:
     idx = list(range(len(rows)))
     random.Random(seed).shuffle(idx)
     return sorted(idx[:n])
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
 
 
 def _eval_model(model, tokenizer, rows, gen_idx, cfg: EvaluateConfig, max_length: int, label):
@@ -63,16 +74,20 @@ def _eval_model(model, tokenizer, rows, gen_idx, cfg: EvaluateConfig, max_length
         s, n = nll[i]
         per_row.append({"id": row["id"], "nll": s, "tokens": n})
     for i, text in zip(gen_idx, texts, strict=True):
+        reference = rows[i]["completion"]
         per_row[i].update(
             generation=text,
-            exact_match=exact_match(text, rows[i]["completion"]),
-            edit_similarity=edit_similarity(text, rows[i]["completion"]),
+            exact_match=exact_match(text, reference),
+            edit_similarity=edit_similarity(text, reference),
         )
+        if changed_lines(reference):  # a diff: score its changes apart from the copied lines
+            per_row[i]["change_similarity"] = change_similarity(text, reference)
     summary = loss_summary(nll)
     gens = [r for r in per_row if "generation" in r]
     summary.update(
         exact_match=sum(r["exact_match"] for r in gens) / len(gens) if gens else None,
         edit_similarity=sum(r["edit_similarity"] for r in gens) / len(gens) if gens else None,
+        change_similarity=_mean([r["change_similarity"] for r in gens if "change_similarity" in r]),
         n=len(rows),
         n_generated=len(gens),
     )

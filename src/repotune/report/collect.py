@@ -21,6 +21,8 @@ from repotune.report.execution import Benchmark, benchmarks
 from repotune.report.stats import loss_ratio_ci, mean_diff_ci
 
 MODELS = ("base", "tuned")
+# Per-row scores of a generation (evaluate/run.py); change similarity only for diffs.
+GENERATION_SCORES = ("exact_match", "edit_similarity", "change_similarity")
 
 
 @dataclass
@@ -127,7 +129,7 @@ def _task_result(run_dir: Path, task: str, res: dict, max_examples: int) -> Task
         Metric("loss", res["base"]["loss"], res["tuned"]["loss"], r, lo, hi, "ratio", False,
                sum(1 for b in base if b["tokens"] > 0)),
     ]  # fmt: skip
-    for key in ("exact_match", "edit_similarity"):
+    for key in GENERATION_SCORES:
         paired = [(b[key], t[key]) for b, t in zip(base, tuned) if key in b and key in t]
         if paired:
             d, dlo, dhi = mean_diff_ci([float(b) for b, _ in paired], [float(t) for _, t in paired])
@@ -207,7 +209,7 @@ def _examples(
                 tuned=t["generation"],
                 language=(src.get("meta") or {}).get("language"),
                 scores={
-                    m: {k: float(r[k]) for k in ("exact_match", "edit_similarity") if k in r}
+                    m: {k: float(r[k]) for k in GENERATION_SCORES if k in r}
                     for m, r in (("base", b), ("tuned", t))
                 },
             )
