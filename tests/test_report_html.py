@@ -197,7 +197,7 @@ def test_report_renders_in_a_browser(real_run, tmp_path):
     assert "commit" in got["verdict"] and got["verdictHeight"] > 40
     tables = [(t["cls"], t["rows"]) for t in got["tables"]]
     # commit: models, comparisons, outcomes; bugs: scores, comparison, outcomes
-    assert tables == [("results", 3), ("effects", 5), ("outcomes", 3),
+    assert tables == [("results", 3), ("effects", 6), ("outcomes", 3),
                       ("scores", 4), ("effects", 2), ("outcomes", 4)]  # fmt: skip
     assert all(t["shown"] > 0 for t in got["tables"])
     assert len(got["imgs"]) == 4  # effects, outcomes of commit and of bugs, loss curves
