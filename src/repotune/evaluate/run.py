@@ -85,8 +85,8 @@ def _eval_model(model, tokenizer, rows, gen_idx, cfg: EvaluateConfig, max_length
     summary = loss_summary(nll)
     gens = [r for r in per_row if "generation" in r]
     summary.update(
-        exact_match=sum(r["exact_match"] for r in gens) / len(gens) if gens else None,
-        edit_similarity=sum(r["edit_similarity"] for r in gens) / len(gens) if gens else None,
+        exact_match=_mean([r["exact_match"] for r in gens]),
+        edit_similarity=_mean([r["edit_similarity"] for r in gens]),
         change_similarity=_mean([r["change_similarity"] for r in gens if "change_similarity" in r]),
         n=len(rows),
         n_generated=len(gens),

@@ -241,19 +241,14 @@ class Scrubber:
 
     def text(self, text: str, path: str) -> tuple[str, list[str]]:
         """A file's text, line by line; only lines with a probe hit are checked."""
-        scrubbed, kinds = self.data(text.encode("utf-8", "surrogatepass"), path)
+        scrubbed, kinds, _ = self.scan(text.encode("utf-8", "surrogatepass"), path)
         return (scrubbed.decode("utf-8", "surrogatepass") if kinds else text), kinds
 
-    def data(self, data: bytes, path: str) -> tuple[bytes, list[str]]:
-        """`text` on UTF-8 bytes (a blob as it is), so that no line is split out or decoded
-        unless it has a hit."""
-        scrubbed, kinds, _ = self.scan(data, path)
-        return scrubbed, kinds
-
     def scan(self, data: bytes, path: str) -> tuple[bytes, list[str], LineEdits]:
-        """`data` scrubbed, the kinds replaced (in line order), and each line that changed ->
-        (the line scrubbed, its kinds): what another version of the text, which shares most
-        of its lines, needs to be scrubbed without a scan (see `replace_lines`)."""
+        """A text as UTF-8 bytes (a blob as it is: no line is split out or decoded unless it
+        has a hit). Returns `data` scrubbed, the kinds replaced (in line order), and each line
+        that changed -> (the line scrubbed, its kinds): what another version of the text, which
+        shares most of its lines, needs to be scrubbed without a scan (see `replace_lines`)."""
         filetype = file_type(path)
         pieces: list[bytes] = []
         kinds: list[str] = []
