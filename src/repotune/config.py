@@ -340,6 +340,13 @@ class TrainConfig(_Section):
         "Packed examples never attend to each other (per-example position ids)",
     )
     completion_only_loss: bool = Field(default=True, description="loss on completions only")
+    change_weight: float = Field(
+        default=1.0,
+        ge=1.0,
+        le=100.0,
+        description="loss weight on the tokens of a diff's -/+ lines (unchanged lines: 1), "
+        "against a model that learns to copy before it learns to change (docs/results.md)",
+    )
     gradient_checkpointing: bool = Field(
         default=False, description="trade ~30% speed for activation memory (long sequences, GPUs)"
     )

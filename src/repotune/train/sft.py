@@ -137,6 +137,7 @@ def run_train(
         processing_class=tokenizer,
         peft_config=peft_config(cfg, model, fim_ids),
         callbacks=callbacks,
+        change_weight=cfg.change_weight,
     )
     trainer.remove_callback(PrinterCallback)
     if cfg.progress:
