@@ -58,3 +58,15 @@ def test_change_similarity_scores_the_changed_lines_not_the_copied_ones():
     assert change_similarity(reference, reference) == 1.0
     near = " a = 1\n-c = 3\n+c = 40\n"  # the right edit, a digit off, less context
     assert 0.8 < change_similarity(near, reference) < 1.0
+
+
+def test_blank_unchanged_lines_are_not_changed_lines():
+    """A blank unchanged line is ' ' in a diff, '' once trailing spaces are cut: still unchanged."""
+    from repotune.evaluate.metrics import change_similarity, changed_lines
+
+    reference = " a = 1\n \n-c = 3\n+c = 4\n \n d = 5\n"
+    copy = " a = 1\n \n c = 3\n \n d = 5\n"
+    assert changed_lines(reference) == "-c = 3\n+c = 4"
+    assert changed_lines(copy) == ""
+    assert change_similarity(copy, reference) == 0.0
+    assert changed_lines("def f():\n\n    return 1\n") == ""  # not a diff: no change score

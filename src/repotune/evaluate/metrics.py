@@ -29,7 +29,7 @@ def edit_similarity(prediction: str, reference: str) -> float:
 
 def changed_lines(text: str) -> str:
     """The `-`/`+` lines of a diff, in order."""
-    return "\n".join(ln for ln in normalize(text).splitlines() if ln[:1] in "+-")
+    return "\n".join(ln for ln in normalize(text).splitlines() if ln[:1] in ("+", "-"))
 
 
 def change_similarity(prediction: str, reference: str) -> float:

@@ -29,7 +29,7 @@ _FORMATTER = HtmlFormatter(cssclass="hl", nowrap=False)
 
 def _looks_like_diff(text: str) -> bool:
     lines = [ln for ln in text.splitlines() if ln.strip()]
-    marked = sum(ln[:1] in "+-@" for ln in lines)
+    marked = sum(ln[:1] in ("+", "-", "@") for ln in lines)
     return bool(lines) and marked >= max(1, len(lines) // 2)
 
 

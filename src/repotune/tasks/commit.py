@@ -79,7 +79,7 @@ def hunk_completion(hunk: Hunk, context: int | None = None) -> str:
     """The hunk's lines, the unchanged ones at its ends cut to `context` (None: as git gave)."""
     lines = hunk.lines
     if context is not None:
-        changed = [i for i, ln in enumerate(lines) if ln[:1] in "+-"]
+        changed = [i for i, ln in enumerate(lines) if ln[:1] in ("+", "-")]
         if changed:
             lines = lines[max(changed[0] - context, 0) : changed[-1] + context + 1]
     return "\n".join(lines) + "\n"
@@ -133,7 +133,7 @@ def commit_examples(
 
 def _changed_hunks(change: FileChange) -> Iterator[tuple[int, Hunk]]:
     for i, hunk in enumerate(change.hunks):
-        if any(ln[:1] in "+-" for ln in hunk.lines):
+        if any(ln[:1] in ("+", "-") for ln in hunk.lines):
             yield i, hunk
 
 
