@@ -6,9 +6,9 @@ import json
 
 import pytest
 import torch
+from test_train import _train, small, write_rows
 
 from repotune.train.weights import ChangeLineWeights, piece_text
-from tests.test_train import _train, small, write_rows
 
 DIFF = " def add(a, b):\n-    return a\n+    return a + b\n \n+x = 2\n )\n"
 
