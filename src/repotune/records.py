@@ -7,6 +7,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
+def is_changed_line(line: str) -> bool:
+    """A diff line that removes or adds (git's `-`/`+` prefix). Spelled once: the inline
+    `line[:1] in "+-"` is also true for an empty line, a blank unchanged one once stripped."""
+    return line[:1] in ("-", "+")
+
+
 @dataclass
 class Hunk:
     """One diff hunk; `lines` keep git's prefixes (' ', '-', '+')."""

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from rapidfuzz.distance import Levenshtein
 
 from repotune.models.encode import encode_example
+from repotune.records import is_changed_line
 
 
 def normalize(text: str) -> str:
@@ -29,7 +30,7 @@ def edit_similarity(prediction: str, reference: str) -> float:
 
 def changed_lines(text: str) -> str:
     """The `-`/`+` lines of a diff, in order."""
-    return "\n".join(ln for ln in normalize(text).splitlines() if ln[:1] in ("+", "-"))
+    return "\n".join(ln for ln in normalize(text).splitlines() if is_changed_line(ln))
 
 
 def change_similarity(prediction: str, reference: str) -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from repotune.code.functions import Outline, Span, blank_line_blocks, innermost, outline
-from repotune.records import FileChange, Hunk
+from repotune.records import FileChange, Hunk, is_changed_line
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def change_runs(hunk: Hunk) -> list[Run]:
         tag = line[:1]
         if tag == "\\":  # "\ No newline at end of file"
             continue
-        if tag in ("-", "+"):
+        if is_changed_line(line):
             if cur is None:
                 cur = [old, 0, new, 0]
             if tag == "-":

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from repotune.code.functions import split_lines
 from repotune.code.tokens import token_diff, token_stream
 from repotune.config import BuildConfig
-from repotune.records import Commit, FileChange, Hunk
+from repotune.records import Commit, FileChange, Hunk, is_changed_line
 from repotune.tasks.changes import changed_functions
 
 PROMPT_TEMPLATE = """### Instruction:
@@ -79,7 +79,7 @@ def hunk_completion(hunk: Hunk, context: int | None = None) -> str:
     """The hunk's lines, the unchanged ones at its ends cut to `context` (None: as git gave)."""
     lines = hunk.lines
     if context is not None:
-        changed = [i for i, ln in enumerate(lines) if ln[:1] in ("+", "-")]
+        changed = [i for i, ln in enumerate(lines) if is_changed_line(ln)]
         if changed:
             lines = lines[max(changed[0] - context, 0) : changed[-1] + context + 1]
     return "\n".join(lines) + "\n"
@@ -133,7 +133,7 @@ def commit_examples(
 
 def _changed_hunks(change: FileChange) -> Iterator[tuple[int, Hunk]]:
     for i, hunk in enumerate(change.hunks):
-        if any(ln[:1] in ("+", "-") for ln in hunk.lines):
+        if any(is_changed_line(ln) for ln in hunk.lines):
             yield i, hunk
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-CHANGE_MARKS = ("-", "+")
+from repotune.records import is_changed_line
 
 
 def piece_text(piece: str | None) -> str:
@@ -54,13 +54,13 @@ class ChangeLineWeights:
                     continue
                 text = self._text[token] if 0 <= token < len(self._text) else ""
                 if line_start and text:
-                    changed = text[0] in CHANGE_MARKS
+                    changed = is_changed_line(text)
                     line_start = False
                 if changed:
                     weights[row, t] = self.weight
                 if "\n" in text:
                     tail = text.rsplit("\n", 1)[1]
-                    changed = bool(tail) and tail[0] in CHANGE_MARKS
+                    changed = is_changed_line(tail)
                     line_start = not tail
         return weights
 
