@@ -83,3 +83,51 @@ def test_diff_context_cuts_unchanged_lines_at_the_ends_only():
     assert completion(0) == "-c\n+C\n d\n e\n-f\n+F\n"
     assert completion(1) == " b\n-c\n+C\n d\n e\n-f\n+F\n g\n"
     assert completion(None) == completion(5) == "\n".join(hunk.lines) + "\n"
+
+
+def _regex(cfg=None, **kw):
+    from repotune.tasks.commit import diff_regex
+
+    cfg = cfg or BuildConfig(input_context=0)
+    (ex,) = list(commit_examples(_commit(**kw), cfg))
+    return ex, diff_regex(ex["prompt"], cfg)
+
+
+def test_diff_regex_pins_the_old_side_and_leaves_added_lines_free():
+    import re
+
+    ex, regex = _regex()
+    ok = lambda text: re.fullmatch(regex, text) is not None  # noqa: E731
+    assert ok(ex["completion"])
+    assert ok(" line20\n-line21\n+x\n+y\n line22\n-line23\n+line23 = 1\n")
+    assert ok("+first\n line20\n line21\n line22\n line23\n")  # unchanged: still a diff
+    assert not ok(" line20\n line21\n-line2\n+LINE22\n line23\n")  # miscopied old line
+    assert not ok(" line20\n line22\n+LINE22\n line23\n")  # an old line skipped
+    assert not ok(" line20\n line21\n-line22\n+LINE22\n")  # stopped before the last old line
+    assert not ok(" line20\n line21\n-line22\n+LINE22\n line23\n line24\n")  # past it
+    assert not ok("line20\n line21\n-line22\n+LINE22\n line23\n")  # no prefix
+
+
+def test_diff_regex_only_where_the_prompt_is_the_whole_old_side():
+    from repotune.tasks.commit import diff_regex
+
+    cut = BuildConfig(input_context=0, commit={"diff_context": 1})
+    (ex,) = list(commit_examples(_commit(), cut))
+    assert diff_regex(ex["prompt"], cut) is None  # the completion is a window of the code
+    for cfg in (
+        BuildConfig(input_context=2),
+        BuildConfig(input_context=0, commit={"representation": "functions"}),
+        BuildConfig(input_context=0, commit={"natural_language": True}),
+    ):
+        assert diff_regex(ex["prompt"], cfg) is None
+    assert diff_regex("no template here", BuildConfig(input_context=0)) is None
+
+
+def test_diff_regex_of_a_new_file_is_added_lines_only():
+    import re
+
+    hunk = Hunk(0, 0, 1, 2, "@@ -0,0 +1,2 @@", ["+a = 1", "+b = 2"])
+    ex, regex = _regex(hunks=[hunk], before=None)
+    assert "(new file)" in ex["prompt"]
+    assert re.fullmatch(regex, ex["completion"])
+    assert not re.fullmatch(regex, " a = 1\n")

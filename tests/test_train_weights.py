@@ -8,7 +8,8 @@ import pytest
 import torch
 from test_train import _train, small, write_rows
 
-from repotune.train.weights import ChangeLineWeights, piece_text
+from repotune.models.vocab import piece_text
+from repotune.train.weights import ChangeLineWeights
 
 DIFF = " def add(a, b):\n-    return a\n+    return a + b\n \n+x = 2\n )\n"
 

@@ -400,6 +400,11 @@ class EvaluateConfig(_Section):
     generate_examples: int = Field(default=8, ge=0, description="greedy generations per model")
     max_new_tokens: int = Field(default=128, ge=1)
     batch_size: int = Field(default=4, ge=1)
+    constrain_diffs: bool = Field(
+        default=True,
+        description="decode diff answers in their grammar: the code before as the old side, "
+        "loops of added lines ended (docs/evaluate.md)",
+    )
 
 
 class EvalExecConfig(_Section):

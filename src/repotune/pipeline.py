@@ -37,7 +37,7 @@ def run_all(repo: Path, out: Path, cfg: RunConfig, say: Callable[[str], None] = 
     t = run_train(out, cfg.model, cfg.train, cfg.build.tasks)
     say(f"  {t['steps']} steps in {t['seconds']:.0f} s")
     step("evaluate")
-    run_evaluate(out, cfg.model, cfg.evaluate, cfg.train.max_length, cfg.build.tasks)
+    run_evaluate(out, cfg.model, cfg.evaluate, cfg.train.max_length, cfg.build.tasks, cfg.build)
     step("report")
     say(f"  {run_html_report(out)}")
     path = run_report(out)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
 from rich.progress import Progress
 
-from repotune.config import EvaluateConfig, ModelConfig
+from repotune.config import BuildConfig, EvaluateConfig, ModelConfig
 from repotune.errors import UserError
 from repotune.evaluate.metrics import (
     change_similarity,
@@ -27,6 +28,7 @@ from repotune.infer.generate import generate
 from repotune.models.load import load_model, load_tokenizer
 from repotune.models.registry import resolve_model
 from repotune.tasks import load_split
+from repotune.tasks.commit import diff_regex
 
 
 def _generation_sample(rows: list[dict], n: int, seed: int = 0) -> list[int]:
@@ -36,11 +38,30 @@ def _generation_sample(rows: list[dict], n: int, seed: int = 0) -> list[int]:
     return sorted(idx[:n])
 
 
+def _diff_grammars(run_dir: Path, rows: list[dict], build: BuildConfig) -> list[str | None] | None:
+    """Each row's diff grammar (tasks/commit.py), or None when the grammar does not describe
+    this run's data: a build config other than the one the datasets were made with would
+    otherwise force wrong old sides. The check is on training answers, never test ones."""
+    if any(diff_regex(r["prompt"], build) is None for r in rows):
+        return None
+    train = load_split(run_dir, "commit", "train")
+    sample = [train[i] for i in _generation_sample(train, 50, seed=2)]
+    fits = sum(
+        re.fullmatch(diff_regex(r["prompt"], build) or "", r["completion"]) is not None
+        for r in sample
+    )
+    if not sample or fits < 0.95 * len(sample):
+        return None
+    return [diff_regex(r["prompt"], build) for r in rows]
+
+
 def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def _eval_model(model, tokenizer, rows, gen_idx, cfg: EvaluateConfig, max_length: int, label):
+def _eval_model(
+    model, tokenizer, rows, gen_idx, cfg: EvaluateConfig, max_length: int, label, grammars=None
+):
     with Progress(transient=True) as progress:
         bar = progress.add_task(f"{label}: loss", total=len(rows))
         nll = completion_nll(
@@ -68,6 +89,7 @@ def _eval_model(model, tokenizer, rows, gen_idx, cfg: EvaluateConfig, max_length
             max_prompt_tokens=max_length,
             batch_size=cfg.batch_size,
             on_batch=lambda k: progress.advance(bar, k),
+            grammars=grammars,
         )
     per_row = []
     for i, row in enumerate(rows):
@@ -90,6 +112,7 @@ def _eval_model(model, tokenizer, rows, gen_idx, cfg: EvaluateConfig, max_length
         change_similarity=_mean([r["change_similarity"] for r in gens if "change_similarity" in r]),
         n=len(rows),
         n_generated=len(gens),
+        decoding="greedy, diff grammar" if grammars else "greedy",
     )
     return summary, per_row
 
@@ -100,8 +123,10 @@ def run_evaluate(
     cfg: EvaluateConfig,
     max_length: int,
     tasks: list[str] | None = None,
+    build: BuildConfig | None = None,
 ) -> dict:
-    """Write eval/summary.json ({"tasks": {task: {"base": .., "tuned": ..}}}) and return it."""
+    """Write eval/summary.json ({"tasks": {task: {"base": .., "tuned": ..}}}) and return it.
+    `build` tells whether a commit prompt pins its diff's old side (`evaluate.constrain_diffs`)."""
     adapter, merged = run_dir / "adapter", run_dir / "merged"
     if (adapter / "adapter_config.json").is_file():
         tuned = (None, str(adapter))  # base weights + adapter
@@ -119,11 +144,14 @@ def run_evaluate(
         if not rows:
             raise UserError(f"the {task} test split is empty: mine more commits")
         gen_idx = _generation_sample(rows, cfg.generate_examples)
+        grammars = None
+        if task == "commit" and cfg.constrain_diffs and build is not None:
+            grammars = _diff_grammars(run_dir, [rows[i] for i in gen_idx], build)
         result = {}
         for label, (path, adapter_path) in (("base", (None, None)), ("tuned", tuned)):
             model = load_model(path or model_path, dtype=model_cfg.dtype, adapter=adapter_path)
             result[label], per_row = _eval_model(
-                model, tokenizer, rows, gen_idx, cfg, max_length, label
+                model, tokenizer, rows, gen_idx, cfg, max_length, label, grammars
             )
             write_jsonl(run_dir / "eval" / task / f"{label}.jsonl", per_row)
             del model

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
+from transformers import LogitsProcessorList
 
+from repotune.infer.grammar import AddedLoopStop, RegexConstraint
 from repotune.models.encode import encode_prompt
 
 
@@ -39,8 +41,10 @@ def generate(
     max_prompt_tokens: int = 1024,
     batch_size: int = 4,
     on_batch: Callable[[int], None] | None = None,
+    grammars: list[str | None] | None = None,
 ) -> list[str]:
-    """Greedy completions for `prompts`, cut at EOS, special tokens removed."""
+    """Greedy completions for `prompts`, cut at EOS, special tokens removed. `grammars`: a
+    regular expression per prompt (None: free) the completion must follow (infer/grammar.py)."""
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     outputs: list[str] = []
@@ -48,6 +52,12 @@ def generate(
         batch = prompts[start : start + batch_size]
         input_ids, attention = left_padded(tokenizer, batch, max_prompt_tokens, pad)
         width = input_ids.shape[1]
+        constraint = LogitsProcessorList()
+        regexes = grammars[start : start + batch_size] if grammars else []
+        if any(r is not None for r in regexes):
+            constraint.append(RegexConstraint(tokenizer, regexes, width))
+            constrained = [r is not None for r in regexes]
+            constraint.append(AddedLoopStop(tokenizer, constrained, width))
         out = model.generate(
             input_ids=input_ids.to(device),
             attention_mask=attention.to(device),
@@ -56,6 +66,7 @@ def generate(
             num_beams=1,
             pad_token_id=pad,
             eos_token_id=tokenizer.eos_token_id,
+            logits_processor=constraint,
         )
         for row in out[:, width:]:
             outputs.append(tokenizer.decode(row, skip_special_tokens=True))

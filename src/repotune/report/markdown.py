@@ -34,7 +34,7 @@ def _verdict(t: TaskResult) -> str:
         f"(tuned/base {loss.effect:.2f}, 95% CI {loss.lo:.2f}–{loss.hi:.2f}, "
         f"{base['n']} test examples); "
         f"exact match {_fmt(tuned.get('exact_match'), 2)} vs {_fmt(base.get('exact_match'), 2)} "
-        f"on {tuned.get('n_generated', 0)} generations."
+        f"on {tuned.get('n_generated', 0)} generations ({tuned.get('decoding', 'greedy')})."
     )
     if t.winner == "mixed":
         line += " The metrics disagree (see the table below)."

@@ -15,6 +15,7 @@ to: <message>. Please fix this issue." -> "I corrected the issue by changing ...
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterator
 
@@ -83,6 +84,32 @@ def hunk_completion(hunk: Hunk, context: int | None = None) -> str:
         if changed:
             lines = lines[max(changed[0] - context, 0) : changed[-1] + context + 1]
     return "\n".join(lines) + "\n"
+
+
+_ADDED_LINES = r"(\+[^\n]*\n)*"
+_EMPTY_BEFORE = ("(new file)", "(empty)")
+
+
+def diff_regex(prompt: str, cfg: BuildConfig) -> str | None:
+    """The grammar of a well-formed answer to a `diff` prompt, as a regular expression: the
+    answer's unchanged (' ') and removed ('-') lines are the code before, line by line and in
+    order, with added ('+') lines anywhere between. None where the prompt does not pin the old
+    side of the hunk: another representation, code before with extra context
+    (`input_context`), or context cut from the hunk (`diff_context`)."""
+    rep = cfg.commit
+    if rep.representation != "diff" or rep.natural_language or rep.diff_context is not None:
+        return None
+    if cfg.input_context != 0:
+        return None
+    _, sep, rest = prompt.partition("\n### Code before:\n")
+    code, sep2, tail = rest.rpartition("\n### Diff:\n")
+    if not sep or not sep2 or tail or not code.endswith("\n"):
+        return None
+    lines = code[:-1].split("\n")
+    if lines == [""] or len(lines) == 1 and lines[0] in _EMPTY_BEFORE:
+        return _ADDED_LINES
+    # `\r?`: the code before is split on line ends, a CRLF file's hunk lines keep the CR.
+    return _ADDED_LINES + "".join(rf"[ -]{re.escape(ln)}\r?\n{_ADDED_LINES}" for ln in lines)
 
 
 def commit_examples(

@@ -17,17 +17,8 @@ from typing import Any
 
 import torch
 
+from repotune.models.vocab import vocab_texts
 from repotune.records import is_changed_line
-
-
-def piece_text(piece: str | None) -> str:
-    """A vocabulary piece as the text it stands for, as far as line starts need: SentencePiece
-    and byte-level BPE mark a space and a newline with their own characters."""
-    if piece is None:
-        return ""
-    if piece == "<0x0A>":
-        return "\n"
-    return piece.replace("▁", " ").replace("Ġ", " ").replace("Ċ", "\n")
 
 
 class ChangeLineWeights:
@@ -38,8 +29,7 @@ class ChangeLineWeights:
 
     def __init__(self, tokenizer: Any, weight: float) -> None:
         self.weight = weight
-        pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-        self._text = [piece_text(p) for p in pieces]
+        self._text = vocab_texts(tokenizer)
 
     def __call__(self, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """(batch, seq) weights for the positions of `labels` (ignored positions weigh 1)."""

@@ -1,0 +1,21 @@
+"""A tokenizer's vocabulary as plain text, for code that reasons about lines token by token
+(the loss weight on changed lines, the end of runaway added lines in decoding)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def piece_text(piece: str | None) -> str:
+    """A vocabulary piece as the text it stands for, as far as line starts need: SentencePiece
+    and byte-level BPE mark a space and a newline with their own characters."""
+    if piece is None:
+        return ""
+    if piece == "<0x0A>":
+        return "\n"
+    return piece.replace("▁", " ").replace("Ġ", " ").replace("Ċ", "\n")
+
+
+def vocab_texts(tokenizer: Any) -> list[str]:
+    """`piece_text` of every token id, indexed by id. Special tokens read as their names."""
+    return [piece_text(p) for p in tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))]
