@@ -86,11 +86,12 @@ def test_diff_context_cuts_unchanged_lines_at_the_ends_only():
 
 
 def _regex(cfg=None, **kw):
-    from repotune.tasks.commit import diff_regex
+    from repotune.infer.grammar import diff_regex
+    from repotune.tasks.commit import old_side
 
     cfg = cfg or BuildConfig(input_context=0)
     (ex,) = list(commit_examples(_commit(**kw), cfg))
-    return ex, diff_regex(ex["prompt"], cfg)
+    return ex, diff_regex(old_side(ex["prompt"], cfg))
 
 
 def test_diff_regex_pins_the_old_side_and_leaves_added_lines_free():
@@ -108,19 +109,22 @@ def test_diff_regex_pins_the_old_side_and_leaves_added_lines_free():
     assert not ok("line20\n line21\n-line22\n+LINE22\n line23\n")  # no prefix
 
 
-def test_diff_regex_only_where_the_prompt_is_the_whole_old_side():
-    from repotune.tasks.commit import diff_regex
+def test_old_side_only_where_the_prompt_is_the_whole_old_side():
+    from repotune.tasks.commit import old_side
 
     cut = BuildConfig(input_context=0, commit={"diff_context": 1})
     (ex,) = list(commit_examples(_commit(), cut))
-    assert diff_regex(ex["prompt"], cut) is None  # the completion is a window of the code
+    assert old_side(ex["prompt"], cut) is None  # the completion is a window of the code
     for cfg in (
         BuildConfig(input_context=2),
         BuildConfig(input_context=0, commit={"representation": "functions"}),
         BuildConfig(input_context=0, commit={"natural_language": True}),
     ):
-        assert diff_regex(ex["prompt"], cfg) is None
-    assert diff_regex("no template here", BuildConfig(input_context=0)) is None
+        assert old_side(ex["prompt"], cfg) is None
+    assert old_side("no template here", BuildConfig(input_context=0)) is None
+    (ex,) = list(commit_examples(_commit(), BuildConfig(input_context=0)))
+    lines = [f"line{i}" for i in range(20, 24)]
+    assert old_side(ex["prompt"], BuildConfig(input_context=0)) == lines
 
 
 def test_diff_regex_of_a_new_file_is_added_lines_only():

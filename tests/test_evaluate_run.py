@@ -73,3 +73,15 @@ def test_generations_follow_the_diff_grammar_only_when_it_fits_the_run(tmp_path,
     write_jsonl(tmp_path / "datasets" / "commit" / "train.jsonl",
                 _diff_rows(20, start=100, context="import os\n"))
     assert generations(BuildConfig(input_context=0))[0] == "greedy"
+
+
+def test_samples_spread_over_commits():
+    from repotune.evaluate.run import _generation_sample
+
+    rows = [{"id": f"big:a.py:{i}", "meta": {"sha": "big"}} for i in range(10)]
+    rows += [{"id": "one:b.py:0", "meta": {"sha": "one"}}, {"id": "two:c.py:0"}]  # id only
+    picked = _generation_sample(rows, 4)
+    assert picked == sorted(picked) and len(set(picked)) == 4
+    assert {10, 11} <= set(picked)  # each small commit before a second row of the big one
+    assert picked == _generation_sample(rows, 4)  # fixed: base and tuned see the same rows
+    assert _generation_sample(rows, 50) == list(range(12))

@@ -9,7 +9,8 @@ import pytest
 
 from repotune.config import BuildConfig
 from repotune.infer.generate import generate
-from repotune.tasks.commit import PROMPT_TEMPLATE, diff_regex
+from repotune.infer.grammar import diff_regex
+from repotune.tasks.commit import PROMPT_TEMPLATE, old_side
 
 CODE = "def add(a, b):\n    return a\n\nx = add(1, 2)\n"
 
@@ -21,14 +22,13 @@ def lm(tiny_model):
     return load_model(tiny_model, dtype="float32"), load_tokenizer(tiny_model)
 
 
-def test_a_constrained_row_writes_its_match_and_stops_and_a_free_row_is_untouched(lm):
+def test_a_diff_row_writes_its_old_side_and_a_free_row_is_untouched(lm):
     model, tok = lm
     prompts = ["def add(a, b):\n", "class Stack:\n"]
     free = generate(model, tok, prompts, max_new_tokens=16)
-    forced = generate(
-        model, tok, prompts, max_new_tokens=16, grammars=[re.escape("-- hello {}\n"), None]
-    )
-    assert forced[0] == "-- hello {}\n"  # whole, then EOS: nothing may follow a full match
+    forced = generate(model, tok, prompts, max_new_tokens=16, diffs=[["x = {1}"], None])
+    # added lines if any, then the old line kept or removed (the token budget may cut it)
+    assert re.match(r"(\+[^\n]*\n)*[ -]x = \{1\}(\r?\n|\r?$)", forced[0]), repr(forced[0])
     assert forced[1] == free[1]
     assert free[0] != forced[0]
 
@@ -37,11 +37,12 @@ def test_a_diff_answer_copies_the_code_before_as_its_old_side(lm):
     model, tok = lm
     cfg = BuildConfig(input_context=0)
     prompt = PROMPT_TEMPLATE.format(message="Return the sum", path="a.py", code=CODE)
-    regex = diff_regex(prompt, cfg)
+    old = old_side(prompt, cfg)
+    regex = diff_regex(old)
     (free,), (text,) = (
-        generate(model, tok, [prompt], max_new_tokens=80, grammars=g) for g in (None, [regex])
+        generate(model, tok, [prompt], max_new_tokens=80, diffs=d) for d in (None, [old])
     )
-    old = CODE.rstrip("\n").split("\n")
+    assert old == CODE.rstrip("\n").split("\n")
     lines = text.rstrip("\n").split("\n")
     assert all(ln[:1] in (" ", "-", "+") for ln in lines), text
     kept = [ln[1:] for ln in lines if ln[:1] in (" ", "-")]
@@ -67,7 +68,7 @@ def test_gemma_text_tokens_that_look_special_stay_text():
     answer = '   <li><a href="/">Home</a></li>\n+  <li><a href="/x">X</a></li>\n </ul>\n'
     ids = tok(answer, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
     assert "<li>" in tok.convert_ids_to_tokens(ids)
-    regex = diff_regex(prompt, BuildConfig(input_context=0))
+    regex = diff_regex(old_side(prompt, BuildConfig(input_context=0)))
     grammar = llguidance.LLMatcher.grammar_from_regex(regex)
     matcher = llguidance.LLMatcher(ll_tokenizer(tok), grammar, log_level=0)
     assert matcher.consume_tokens(ids), matcher.get_error()

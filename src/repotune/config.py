@@ -405,6 +405,12 @@ class EvaluateConfig(_Section):
         description="decode diff answers in their grammar: the code before as the old side, "
         "loops of added lines ended (docs/evaluate.md)",
     )
+    diff_forks: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        description="broken added lines taken back per diff answer, each a regeneration",
+    )
 
 
 class EvalExecConfig(_Section):

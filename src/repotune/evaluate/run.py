@@ -25,34 +25,54 @@ from repotune.evaluate.metrics import (
 )
 from repotune.fsutil import write_json, write_jsonl
 from repotune.infer.generate import generate
+from repotune.infer.grammar import diff_regex
 from repotune.models.load import load_model, load_tokenizer
 from repotune.models.registry import resolve_model
 from repotune.tasks import load_split
-from repotune.tasks.commit import diff_regex
+from repotune.tasks.commit import old_side
 
 
 def _generation_sample(rows: list[dict], n: int, seed: int = 0) -> list[int]:
-    """Indices of up to n rows, a fixed sample so base and tuned answer the same prompts."""
-    idx = list(range(len(rows)))
-    random.Random(seed).shuffle(idx)
-    return sorted(idx[:n])
+    """Indices of up to n rows, a fixed sample so base and tuned answer the same prompts.
+
+    Spread over commits: one row of each commit in a shuffled order, then a second of each,
+    and so on. Rows of one commit are alike (one rename touches 15 files), and a sample by
+    row let one commit fill a quarter of it and made bootstrap intervals too narrow."""
+    rng = random.Random(seed)
+    by_commit: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_commit.setdefault(_commit_of(row), []).append(i)
+    groups = list(by_commit.values())
+    rng.shuffle(groups)
+    for group in groups:
+        rng.shuffle(group)
+    picked: list[int] = []
+    for depth in range(max((len(g) for g in groups), default=0)):
+        picked += [g[depth] for g in groups if depth < len(g)]
+    return sorted(picked[:n])
 
 
-def _diff_grammars(run_dir: Path, rows: list[dict], build: BuildConfig) -> list[str | None] | None:
-    """Each row's diff grammar (tasks/commit.py), or None when the grammar does not describe
-    this run's data: a build config other than the one the datasets were made with would
-    otherwise force wrong old sides. The check is on training answers, never test ones."""
-    if any(diff_regex(r["prompt"], build) is None for r in rows):
+def _commit_of(row: dict) -> str:
+    meta = row.get("meta") or {}
+    return str(meta.get("sha") or str(row.get("id", "")).split(":", 1)[0])
+
+
+def _old_sides(run_dir: Path, rows: list[dict], build: BuildConfig) -> list | None:
+    """Each row's diff old side (tasks/commit.py `old_side`), or None when that does not
+    describe this run's data: a build config other than the one the datasets were made with
+    would otherwise force wrong old sides. The check is on training answers, never test ones."""
+    olds = [old_side(r["prompt"], build) for r in rows]
+    if any(old is None for old in olds):
         return None
     train = load_split(run_dir, "commit", "train")
     sample = [train[i] for i in _generation_sample(train, 50, seed=2)]
-    fits = sum(
-        re.fullmatch(diff_regex(r["prompt"], build) or "", r["completion"]) is not None
-        for r in sample
-    )
+    fits = 0
+    for r in sample:
+        old = old_side(r["prompt"], build)
+        fits += old is not None and re.fullmatch(diff_regex(old), r["completion"]) is not None
     if not sample or fits < 0.95 * len(sample):
         return None
-    return [diff_regex(r["prompt"], build) for r in rows]
+    return olds
 
 
 def _mean(values: list[float]) -> float | None:
@@ -60,7 +80,7 @@ def _mean(values: list[float]) -> float | None:
 
 
 def _eval_model(
-    model, tokenizer, rows, gen_idx, cfg: EvaluateConfig, max_length: int, label, grammars=None
+    model, tokenizer, rows, gen_idx, cfg: EvaluateConfig, max_length: int, label, diffs=None
 ):
     with Progress(transient=True) as progress:
         bar = progress.add_task(f"{label}: loss", total=len(rows))
@@ -89,7 +109,8 @@ def _eval_model(
             max_prompt_tokens=max_length,
             batch_size=cfg.batch_size,
             on_batch=lambda k: progress.advance(bar, k),
-            grammars=grammars,
+            diffs=diffs,
+            diff_forks=cfg.diff_forks,
         )
     per_row = []
     for i, row in enumerate(rows):
@@ -112,7 +133,7 @@ def _eval_model(
         change_similarity=_mean([r["change_similarity"] for r in gens if "change_similarity" in r]),
         n=len(rows),
         n_generated=len(gens),
-        decoding="greedy, diff grammar" if grammars else "greedy",
+        decoding="greedy, diff grammar" if diffs else "greedy",
     )
     return summary, per_row
 
@@ -144,14 +165,14 @@ def run_evaluate(
         if not rows:
             raise UserError(f"the {task} test split is empty: mine more commits")
         gen_idx = _generation_sample(rows, cfg.generate_examples)
-        grammars = None
+        diffs = None
         if task == "commit" and cfg.constrain_diffs and build is not None:
-            grammars = _diff_grammars(run_dir, [rows[i] for i in gen_idx], build)
+            diffs = _old_sides(run_dir, [rows[i] for i in gen_idx], build)
         result = {}
         for label, (path, adapter_path) in (("base", (None, None)), ("tuned", tuned)):
             model = load_model(path or model_path, dtype=model_cfg.dtype, adapter=adapter_path)
             result[label], per_row = _eval_model(
-                model, tokenizer, rows, gen_idx, cfg, max_length, label, grammars
+                model, tokenizer, rows, gen_idx, cfg, max_length, label, diffs
             )
             write_jsonl(run_dir / "eval" / task / f"{label}.jsonl", per_row)
             del model

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
-from transformers import LogitsProcessorList
 
-from repotune.infer.grammar import AddedLoopStop, RegexConstraint
+from repotune.infer.backtrack import DiffDecoder
 from repotune.models.encode import encode_prompt
 
 
@@ -41,35 +40,37 @@ def generate(
     max_prompt_tokens: int = 1024,
     batch_size: int = 4,
     on_batch: Callable[[int], None] | None = None,
-    grammars: list[str | None] | None = None,
+    diffs: list[list[str] | None] | None = None,
+    diff_forks: int = 0,
 ) -> list[str]:
-    """Greedy completions for `prompts`, cut at EOS, special tokens removed. `grammars`: a
-    regular expression per prompt (None: free) the completion must follow (infer/grammar.py)."""
+    """Greedy completions for `prompts`, cut at EOS, special tokens removed. `diffs`: per
+    prompt, the old side of the diff it asks for (None: a free answer); answers are then
+    decoded by `DiffDecoder` (infer/backtrack.py), which takes back up to `diff_forks` broken
+    lines per answer."""
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    constrained = diffs and any(d is not None for d in diffs)
+    decoder = DiffDecoder(model, tokenizer, forks=diff_forks) if constrained else None
     outputs: list[str] = []
     for start in range(0, len(prompts), batch_size):
         batch = prompts[start : start + batch_size]
-        input_ids, attention = left_padded(tokenizer, batch, max_prompt_tokens, pad)
-        width = input_ids.shape[1]
-        constraint = LogitsProcessorList()
-        regexes = grammars[start : start + batch_size] if grammars else []
-        if any(r is not None for r in regexes):
-            constraint.append(RegexConstraint(tokenizer, regexes, width))
-            constrained = [r is not None for r in regexes]
-            constraint.append(AddedLoopStop(tokenizer, constrained, width))
-        out = model.generate(
-            input_ids=input_ids.to(device),
-            attention_mask=attention.to(device),
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            num_beams=1,
-            pad_token_id=pad,
-            eos_token_id=tokenizer.eos_token_id,
-            logits_processor=constraint,
-        )
-        for row in out[:, width:]:
-            outputs.append(tokenizer.decode(row, skip_special_tokens=True))
+        if decoder is not None and diffs is not None:
+            ids = [encode_prompt(tokenizer, p, max_prompt_tokens) for p in batch]
+            answers = decoder.decode(ids, diffs[start : start + batch_size], max_new_tokens)
+            outputs += [tokenizer.decode(a, skip_special_tokens=True) for a in answers]
+        else:
+            input_ids, attention = left_padded(tokenizer, batch, max_prompt_tokens, pad)
+            width = input_ids.shape[1]
+            out = model.generate(
+                input_ids=input_ids.to(device),
+                attention_mask=attention.to(device),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                num_beams=1,
+                pad_token_id=pad,
+                eos_token_id=tokenizer.eos_token_id,
+            )
+            outputs += [tokenizer.decode(row, skip_special_tokens=True) for row in out[:, width:]]
         if on_batch:
             on_batch(len(batch))
     return outputs

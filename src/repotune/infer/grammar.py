@@ -1,7 +1,8 @@
 """Regular-expression constrained greedy decoding with llguidance, per row of a batch.
 
 A generated diff hunk has a grammar the prompt fixes: its unchanged and removed lines are the
-code before, in order, and only its added lines are free (tasks/commit.py `diff_regex`).
+code before, in order, and only its added lines are free (`diff_regex`; tasks/commit.py
+`old_side` reads the old side off a prompt).
 Decoding inside that grammar makes every answer a diff that applies, so exact match and
 change similarity measure the edit, not slips in copying context. llguidance is the engine
 vLLM uses for structured outputs ("guidance" backend): the same regex serves there.
@@ -10,6 +11,7 @@ vLLM uses for structured outputs ("guidance" backend): the same regex serves the
 from __future__ import annotations
 
 import json
+import re
 from copy import copy
 from typing import Any
 
@@ -20,6 +22,14 @@ from transformers import LogitsProcessor
 from repotune.models.vocab import vocab_texts
 
 _LL_TOKENIZERS: dict[tuple[str, int], Any] = {}
+_ADDED_LINES = r"(\+[^\n]*\n)*"
+
+
+def diff_regex(old: list[str]) -> str:
+    """The diffs of the lines `old`: each old line in order, kept (' ') or removed ('-'), with
+    added ('+') lines anywhere between. `\r?`: a CRLF file's hunk lines keep their CR where
+    the code before, split on line ends, does not."""
+    return _ADDED_LINES + "".join(rf"[ -]{re.escape(ln)}\r?\n{_ADDED_LINES}" for ln in old)
 
 
 def ll_tokenizer(tokenizer: Any) -> Any:
@@ -52,17 +62,26 @@ class RegexConstraint(LogitsProcessor):
     get -inf (None: row i is free). Once a match is complete and nothing may follow, only EOS
     is left. Greedy or sampled decoding only: beams reorder rows under the matchers."""
 
-    def __init__(self, tokenizer: Any, regexes: list[str | None], prompt_width: int) -> None:
+    def __init__(
+        self,
+        tokenizer: Any,
+        regexes: list[str | None],
+        prompt_width: int,
+        prefixes: list[list[int]] | None = None,
+    ) -> None:
+        """`prefixes`: tokens of each row's answer already written, inside the prompt ids."""
         import llguidance
 
         self.prompt_width = prompt_width
         self._matchers: list[Any] = []
-        for regex in regexes:
+        for row, regex in enumerate(regexes):
             if regex is None:
                 self._matchers.append(None)
                 continue
             grammar = llguidance.LLMatcher.grammar_from_regex(regex)
             matcher = llguidance.LLMatcher(ll_tokenizer(tokenizer), grammar, log_level=0)
+            if prefixes and prefixes[row]:
+                matcher.consume_tokens(prefixes[row])
             if matcher.is_error():
                 raise ValueError(f"bad decoding grammar: {matcher.get_error()}")
             self._matchers.append(matcher)
@@ -109,11 +128,21 @@ class AddedLoopStop(LogitsProcessor):
     until the token limit; a grammar cannot forbid that (it needs a back-reference), so this
     ends the run and the grammar then leads on to the rest of the hunk."""
 
-    def __init__(self, tokenizer: Any, rows: list[bool], prompt_width: int) -> None:
+    def __init__(
+        self,
+        tokenizer: Any,
+        rows: list[bool],
+        prompt_width: int,
+        prefixes: list[list[int]] | None = None,
+    ) -> None:
         self.rows = rows
         self.prompt_width = prompt_width
+        self.prefixes = prefixes or [[] for _ in rows]
         self._texts = vocab_texts(tokenizer)
         self._plus = torch.tensor([t.startswith("+") for t in self._texts], dtype=torch.bool)
+
+    def text(self, tokens: list[int]) -> str:
+        return "".join(self._texts[t] if 0 <= t < len(self._texts) else "" for t in tokens)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         generated = input_ids[:, self.prompt_width :].tolist()
@@ -121,7 +150,7 @@ class AddedLoopStop(LogitsProcessor):
         for row, tokens in enumerate(generated):
             if not self.rows[row]:
                 continue
-            text = "".join(self._texts[t] if 0 <= t < len(self._texts) else "" for t in tokens)
+            text = self.text(self.prefixes[row] + tokens)
             if text.endswith("\n") and repeating_tail(text[:-1].split("\n")):
                 scores[row, :n][self._plus[:n].to(scores.device)] = float("-inf")
         return scores

@@ -15,7 +15,6 @@ to: <message>. Please fix this issue." -> "I corrected the issue by changing ...
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterator
 
@@ -86,16 +85,15 @@ def hunk_completion(hunk: Hunk, context: int | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-_ADDED_LINES = r"(\+[^\n]*\n)*"
 _EMPTY_BEFORE = ("(new file)", "(empty)")
 
 
-def diff_regex(prompt: str, cfg: BuildConfig) -> str | None:
-    """The grammar of a well-formed answer to a `diff` prompt, as a regular expression: the
-    answer's unchanged (' ') and removed ('-') lines are the code before, line by line and in
-    order, with added ('+') lines anywhere between. None where the prompt does not pin the old
-    side of the hunk: another representation, code before with extra context
-    (`input_context`), or context cut from the hunk (`diff_context`)."""
+def old_side(prompt: str, cfg: BuildConfig) -> list[str] | None:
+    """The lines a `diff` answer to `prompt` must keep or remove, in order: its unchanged (' ')
+    and removed ('-') lines are exactly the code before (infer/grammar.py `diff_regex`). None
+    where the prompt does not pin the old side of the hunk: another representation, code
+    before with extra context (`input_context`), or context cut from the hunk
+    (`diff_context`)."""
     rep = cfg.commit
     if rep.representation != "diff" or rep.natural_language or rep.diff_context is not None:
         return None
@@ -107,9 +105,8 @@ def diff_regex(prompt: str, cfg: BuildConfig) -> str | None:
         return None
     lines = code[:-1].split("\n")
     if lines == [""] or len(lines) == 1 and lines[0] in _EMPTY_BEFORE:
-        return _ADDED_LINES
-    # `\r?`: the code before is split on line ends, a CRLF file's hunk lines keep the CR.
-    return _ADDED_LINES + "".join(rf"[ -]{re.escape(ln)}\r?\n{_ADDED_LINES}" for ln in lines)
+        return []
+    return lines
 
 
 def commit_examples(
