@@ -93,9 +93,6 @@ class DiffDecoder:
         self._texts = vocab_texts(tokenizer)
         self._stops = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
 
-    def _text(self, tokens: list[int]) -> str:
-        return "".join(self._texts[t] if 0 <= t < len(self._texts) else "" for t in tokens)
-
     def _run(self, rows: list[_Row]) -> None:
         """Extend every row greedily from its tokens to EOS or its budget."""
         pad = self.tokenizer.pad_token_id

@@ -2,10 +2,10 @@
 
 A generated diff hunk has a grammar the prompt fixes: its unchanged and removed lines are the
 code before, in order, and only its added lines are free (`diff_regex`; tasks/commit.py
-`old_side` reads the old side off a prompt).
-Decoding inside that grammar makes every answer a diff that applies, so exact match and
-change similarity measure the edit, not slips in copying context. llguidance is the engine
-vLLM uses for structured outputs ("guidance" backend): the same regex serves there.
+`old_side` reads the old side off a prompt). Decoding inside that grammar makes every answer
+a diff that applies, so exact match and change similarity measure the edit, not slips in
+copying context. llguidance is the engine vLLM uses for structured outputs ("guidance"
+backend): the same regex serves there.
 """
 
 from __future__ import annotations
@@ -107,8 +107,8 @@ class RegexConstraint(LogitsProcessor):
 
 def repeating_tail(lines: list[str]) -> bool:
     """The run of added lines at the end of `lines` has started to loop: its last p lines
-    (p <= 3, not all blank) repeat the p before them, or its last three are blank. In the
-    mined histories measured, 8 of 9,531 hunks go on adding after such a run."""
+    (p <= 3, not all blank) repeat the p before them, or its last three are blank. 7 of
+    9,531 mined hunks (click and requests) hold such a run."""
     run: list[str] = []
     for line in reversed(lines):
         if not line.startswith("+"):

@@ -16,6 +16,14 @@ def piece_text(piece: str | None) -> str:
     return piece.replace("▁", " ").replace("Ġ", " ").replace("Ċ", "\n")
 
 
+_TEXTS: dict[tuple[str, int], list[str]] = {}
+
+
 def vocab_texts(tokenizer: Any) -> list[str]:
-    """`piece_text` of every token id, indexed by id. Special tokens read as their names."""
-    return [piece_text(p) for p in tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))]
+    """`piece_text` of every token id, indexed by id; special tokens read as their names.
+    Cached per tokenizer: a 262k vocabulary takes a noticeable part of a second."""
+    key = (str(getattr(tokenizer, "name_or_path", "")), len(tokenizer))
+    if key not in _TEXTS:
+        ids = list(range(len(tokenizer)))
+        _TEXTS[key] = [piece_text(p) for p in tokenizer.convert_ids_to_tokens(ids)]
+    return _TEXTS[key]
