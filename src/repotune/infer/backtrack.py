@@ -22,6 +22,7 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from repotune.infer.grammar import AddedLoopStop, RegexConstraint, diff_regex
+from repotune.models.encode import left_pad
 from repotune.models.vocab import vocab_texts
 
 ALTERNATIVES = 8  # candidates kept per step for a fork
@@ -98,13 +99,8 @@ class DiffDecoder:
         pad = self.tokenizer.pad_token_id
         pad = pad if pad is not None else self.tokenizer.eos_token_id
         device = next(self.model.parameters()).device
-        inputs = [r.prompt + r.tokens for r in rows]
-        width = max(len(ids) for ids in inputs)
-        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, ids in enumerate(inputs):
-            input_ids[i, width - len(ids) :] = torch.tensor(ids)
-            attention[i, width - len(ids) :] = 1
+        input_ids, attention = left_pad([r.prompt + r.tokens for r in rows], pad)
+        width = input_ids.shape[1]
         prefixes = [r.tokens for r in rows]
         regexes = [r.regex for r in rows]
         choices = _Choices()

@@ -14,21 +14,14 @@ from typing import Any, Literal
 import torch
 
 from repotune.infer.backtrack import DiffDecoder
-from repotune.models.encode import encode_prompt
+from repotune.models.encode import encode_prompt, left_pad
 
 
 def left_padded(
     tokenizer: Any, prompts: list[str], max_prompt_tokens: int, pad: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Input ids and attention mask, left-padded so every prompt ends where generation starts."""
-    batch = [encode_prompt(tokenizer, p, max_prompt_tokens) for p in prompts]
-    width = max(len(ids) for ids in batch)
-    input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-    attention = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, ids in enumerate(batch):
-        input_ids[row, width - len(ids) :] = torch.tensor(ids)
-        attention[row, width - len(ids) :] = 1
-    return input_ids, attention
+    return left_pad([encode_prompt(tokenizer, p, max_prompt_tokens) for p in prompts], pad)
 
 
 @torch.inference_mode()

@@ -39,3 +39,17 @@ def encode_prompt(tokenizer: Any, prompt: str, max_length: int) -> list[int]:
         return ids
     bos = [ids[0]] if ids[0] == tokenizer.bos_token_id else []
     return bos + ids[len(ids) - (max_length - len(bos)) :]
+
+
+def left_pad(batch: list[list[int]], pad: int) -> tuple[Any, Any]:
+    """(input_ids, attention_mask) tensors, left-padded so every row ends where generation
+    starts."""
+    import torch
+
+    width = max(len(ids) for ids in batch)
+    input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+    attention = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, ids in enumerate(batch):
+        input_ids[row, width - len(ids) :] = torch.tensor(ids)
+        attention[row, width - len(ids) :] = 1
+    return input_ids, attention
