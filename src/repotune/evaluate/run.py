@@ -36,8 +36,9 @@ def _generation_sample(rows: list[dict], n: int, seed: int = 0) -> list[int]:
     """Indices of up to n rows, a fixed sample so base and tuned answer the same prompts.
 
     Spread over commits: one row of each commit in a shuffled order, then a second of each,
-    and so on. Rows of one commit are alike (one rename touches 15 files), and a sample by
-    row let one commit fill a quarter of it and made bootstrap intervals too narrow."""
+    and so on. Rows of one commit are alike (requests' "Add inline types" gave 15 hunks of
+    one kind), and a sample by row let one commit fill a quarter of it and made bootstrap
+    intervals too narrow."""
     rng = random.Random(seed)
     by_commit: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
@@ -63,6 +64,8 @@ def _old_sides(run_dir: Path, rows: list[dict], build: BuildConfig) -> list | No
     would otherwise force wrong old sides. The check is on training answers, never test ones."""
     olds = [old_side(r["prompt"], build) for r in rows]
     if any(old is None for old in olds):
+        return None
+    if not (run_dir / "datasets" / "commit" / "train.jsonl").is_file():
         return None
     train = load_split(run_dir, "commit", "train")
     sample = [train[i] for i in _generation_sample(train, 50, seed=2)]
