@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from transformers import LogitsProcessor
 
-from repotune.models.vocab import vocab_texts
+from repotune.models.vocab import tokenizer_key, vocab_texts
 
 _LL_TOKENIZERS: dict[tuple[str, int], Any] = {}
 _ADDED_LINES = r"(\+[^\n]*\n)*"
@@ -40,7 +40,7 @@ def ll_tokenizer(tokenizer: Any) -> Any:
     entries are handed over as text, so the grammar accepts what the tokenizer writes."""
     import llguidance
 
-    key = (str(getattr(tokenizer, "name_or_path", "")), len(tokenizer))
+    key = tokenizer_key(tokenizer)
     if key not in _LL_TOKENIZERS:
         backend = copy(tokenizer.backend_tokenizer)
         backend.no_padding()

@@ -19,10 +19,15 @@ def piece_text(piece: str | None) -> str:
 _TEXTS: dict[tuple[str, int], list[str]] = {}
 
 
+def tokenizer_key(tokenizer: Any) -> tuple[str, int]:
+    """What per-tokenizer caches are keyed on: where it came from and its size."""
+    return str(getattr(tokenizer, "name_or_path", "")), len(tokenizer)
+
+
 def vocab_texts(tokenizer: Any) -> list[str]:
     """`piece_text` of every token id, indexed by id; special tokens read as their names.
     Cached per tokenizer: a 262k vocabulary takes a noticeable part of a second."""
-    key = (str(getattr(tokenizer, "name_or_path", "")), len(tokenizer))
+    key = tokenizer_key(tokenizer)
     if key not in _TEXTS:
         ids = list(range(len(tokenizer)))
         _TEXTS[key] = [piece_text(p) for p in tokenizer.convert_ids_to_tokens(ids)]
