@@ -98,7 +98,7 @@ class MineConfig(_Section):
         return value
 
 
-TaskName = Literal["commit", "repair", "fim", "explain", "instruct"]
+TaskName = Literal["commit", "complete", "repair", "fim", "explain", "instruct"]
 # Words that mark a bug-fix commit message (matched case-insensitively as whole words).
 BUGFIX_PATTERN = (
     r"\b(fix(e[sd]|ing)?|bugs?|bugfix|hotfix|issues?|errors?|crash(es|ed)?|faults?|defects?|"
@@ -123,6 +123,43 @@ class CommitTaskConfig(_Section):
         default=None,
         ge=0,
         description="unchanged lines kept before/after the changes of a diff hunk (None: git's)",
+    )
+
+
+class CompleteTaskConfig(_Section):
+    """`complete`: the end of an added line, or an added block of up to 3 lines, predicted
+    from the file before it (Giagnorio et al., TOSEM 2025; see docs/tasks.md)."""
+
+    block_rate: float = Field(
+        default=0.25, ge=0, le=1, description="share of targets that are whole added blocks"
+    )
+    min_tokens: int = Field(default=3, ge=1, description="a line target's fewest code tokens")
+    max_tokens: int = Field(default=50, ge=1, description="a line target's most code tokens")
+    max_block_lines: int = Field(default=3, ge=2, le=10, description="lines of a block target")
+    targets_per_file: int = Field(default=3, ge=1, description="per changed file and commit")
+    max_prefix_chars: int = Field(default=4000, ge=0, description="text kept before the hole")
+    max_suffix_chars: int = Field(default=1000, ge=0, description="text kept after (FIM form)")
+    max_prompt_tokens: int | None = Field(
+        default=256, ge=16, description="prefix (and suffix) trimmed to fit (model tokenizer)"
+    )
+    fim_rate: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="share of train rows in FIM form with the model's own sentinels (test rows "
+        "are in the base model's form: FIM where it has sentinels, else left-to-right)",
+    )
+    loss: Literal["target", "all"] = Field(
+        default="target",
+        description="train loss on the target only, or on the whole text (the prompt is the "
+        "repository's own code before the cutoff: continued pretraining)",
+    )
+    retrieval_snippets: int = Field(
+        default=3, ge=0, description="BM25 snippets stored per test row (0: no retrieval rows)"
+    )
+    retrieval_lines: int = Field(default=12, ge=2, description="lines per indexed snippet")
+    retrieval_chars: int = Field(
+        default=1200, ge=0, description="characters of snippets put before a prompt"
     )
 
 
@@ -273,6 +310,7 @@ class BuildConfig(_Section):
     )
     seed: Seed = 0
     commit: CommitTaskConfig = Field(default_factory=CommitTaskConfig)
+    complete: CompleteTaskConfig = Field(default_factory=CompleteTaskConfig)
     repair: RepairTaskConfig = Field(default_factory=RepairTaskConfig)
     fim: FimTaskConfig = Field(default_factory=FimTaskConfig)
     explain: ExplainTaskConfig = Field(default_factory=ExplainTaskConfig)
@@ -398,6 +436,12 @@ class TrainConfig(_Section):
 class EvaluateConfig(_Section):
     max_examples: int | None = Field(default=None, ge=1, description="cap on loss examples")
     generate_examples: int = Field(default=8, ge=0, description="greedy generations per model")
+    complete_examples: int = Field(
+        default=300, ge=1, description="`complete` test targets each model answers"
+    )
+    retrieval_examples: int = Field(
+        default=300, ge=0, description="of those, answered again with BM25 snippets (0: none)"
+    )
     max_new_tokens: int = Field(default=128, ge=1)
     batch_size: int = Field(default=4, ge=1)
     constrain_diffs: bool = Field(

@@ -141,6 +141,29 @@ def _eval_model(
     return summary, per_row
 
 
+def _eval_complete(run_dir, model_path, tuned, tokenizer, model_cfg, cfg, max_length) -> dict:
+    """Base, tuned, and each with retrieval on one commit-spread sample of completion targets."""
+    from repotune.evaluate.completion import comparisons, evaluate_model, retrieval_sample
+
+    rows = load_split(run_dir, "complete", "test")
+    if not rows:
+        raise UserError("the complete test split is empty: mine more commits")
+    rows = [rows[i] for i in _generation_sample(rows, cfg.complete_examples, seed=3)]
+    retrieval_idx = retrieval_sample(rows, cfg.retrieval_examples)
+    result: dict = {}
+    per_row: dict[str, list[dict]] = {}
+    for label, (path, adapter_path) in (("base", (None, None)), ("tuned", tuned)):
+        model = load_model(path or model_path, dtype=model_cfg.dtype, adapter=adapter_path)
+        found = evaluate_model(model, tokenizer, rows, retrieval_idx, cfg, max_length, label)
+        del model
+        for name, (res, lines) in found.items():
+            result[name] = res
+            per_row[name] = lines
+            write_jsonl(run_dir / "eval" / "complete" / f"{name}.jsonl", lines)
+    result["comparisons"] = comparisons(per_row)
+    return result
+
+
 def run_evaluate(
     run_dir: Path,
     model_cfg: ModelConfig,
@@ -162,6 +185,11 @@ def run_evaluate(
     tokenizer = load_tokenizer(model_path)
     summary: dict = {"model": model_cfg.name, "tasks": {}}
     for task in tasks or ["commit"]:
+        if task == "complete":
+            summary["tasks"][task] = _eval_complete(
+                run_dir, model_path, tuned, tokenizer, model_cfg, cfg, max_length
+            )
+            continue
         rows = load_split(run_dir, task, "test")
         if cfg.max_examples is not None:
             rows = [rows[i] for i in _generation_sample(rows, cfg.max_examples, seed=1)]

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from repotune.infer.backtrack import DiffDecoder
 from repotune.models.encode import encode_prompt, left_pad
+from repotune.models.vocab import vocab_texts
 
 
 def left_padded(
@@ -22,6 +24,36 @@ def left_padded(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Input ids and attention mask, left-padded so every prompt ends where generation starts."""
     return left_pad([encode_prompt(tokenizer, p, max_prompt_tokens) for p in prompts], pad)
+
+
+class LineStop(StoppingCriteria):
+    """Ends each row once its new text holds `lines[row]` newlines: a completion of the end
+    of a line stops at that line's end, one of a block after its last line."""
+
+    def __init__(self, tokenizer: Any, width: int, lines: list[int]):
+        self.tokenizer, self.width, self.lines = tokenizer, width, lines
+        self.newlines = {i for i, text in enumerate(vocab_texts(tokenizer)) if "\n" in text}
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        new = input_ids[:, self.width :].tolist()
+        done = []
+        for row, ids in enumerate(new):
+            if not any(i in self.newlines for i in ids):
+                done.append(False)
+                continue
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            done.append(text.count("\n") >= self.lines[row])
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+def cut_lines(text: str, lines: int) -> str:
+    """`text` up to and including its `lines`-th newline."""
+    end = -1
+    for _ in range(lines):
+        end = text.find("\n", end + 1)
+        if end < 0:
+            return text
+    return text[: end + 1]
 
 
 @torch.inference_mode()
@@ -35,11 +67,13 @@ def generate(
     on_batch: Callable[[int], None] | None = None,
     diffs: list[list[str] | None] | None = None,
     diff_forks: int = 0,
+    stop_lines: list[int] | None = None,
 ) -> list[str]:
     """Greedy completions for `prompts`, cut at EOS, special tokens removed. `diffs`: per
     prompt, the old side of the diff it asks for (None: a free answer); answers are then
     decoded by `DiffDecoder` (infer/backtrack.py), which takes back up to `diff_forks` broken
-    lines per answer."""
+    lines per answer. `stop_lines`: per prompt, the lines an answer ends after (a line or
+    block completion); the text is cut there."""
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     constrained = diffs and any(d is not None for d in diffs)
@@ -54,6 +88,8 @@ def generate(
         else:
             input_ids, attention = left_padded(tokenizer, batch, max_prompt_tokens, pad)
             width = input_ids.shape[1]
+            lines = stop_lines[start : start + batch_size] if stop_lines else None
+            stops = StoppingCriteriaList([LineStop(tokenizer, width, lines)] if lines else [])
             out = model.generate(
                 input_ids=input_ids.to(device),
                 attention_mask=attention.to(device),
@@ -62,8 +98,12 @@ def generate(
                 num_beams=1,
                 pad_token_id=pad,
                 eos_token_id=tokenizer.eos_token_id,
+                stopping_criteria=stops,
             )
-            outputs += [tokenizer.decode(row, skip_special_tokens=True) for row in out[:, width:]]
+            texts = [tokenizer.decode(row, skip_special_tokens=True) for row in out[:, width:]]
+            if lines:
+                texts = [cut_lines(t, k) for t, k in zip(texts, lines, strict=True)]
+            outputs += texts
         if on_batch:
             on_batch(len(batch))
     return outputs

@@ -16,6 +16,7 @@ model with neither has no FIM: the build says so and stops.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,3 +140,64 @@ def trainable_fim_ids(tokenizer: Any, rows: list[dict], model: Any) -> list[int]
         return []
     used = [t for t in fam.sentinels if any(t in r["prompt"] for r in rows)]
     return sorted(tokenizer.convert_tokens_to_ids(used))
+
+
+def keep_tail(text: str, limit: int) -> str:
+    """The end of `text`, at most `limit` characters, starting at a line start."""
+    if len(text) <= limit:
+        return text
+    cut = text.find("\n", len(text) - limit - 1)
+    return text[cut + 1 :] if cut >= 0 else ""
+
+
+def keep_head(text: str, limit: int) -> str:
+    """The start of `text`, at most `limit` characters, ending after a newline."""
+    if len(text) <= limit:
+        return text
+    return text[: text.rfind("\n", 0, limit) + 1]
+
+
+def _tail_chars(text: str, limit: int) -> str:
+    """The end of `text`, at most `limit` characters, from a line start where one is in
+    reach (the hole's own line is always kept whole up to the hole)."""
+    if len(text) <= limit:
+        return text
+    kept = keep_tail(text, limit)
+    line_start = text.rfind("\n") + 1
+    return kept if len(kept) >= len(text) - line_start else text[len(text) - limit :]
+
+
+def completion_prompt(
+    prefix: str,
+    suffix: str,
+    tokens: FimTokens | None,
+    *,
+    max_prefix_chars: int,
+    max_suffix_chars: int,
+    max_prompt_tokens: int | None = None,
+    count_tokens: Callable[[str], int] | None = None,
+    context: str = "",
+) -> str:
+    """The prompt of a code completion at a hole: the text before it (left-to-right, `tokens`
+    None) or PSM with `tokens`' sentinels, each side trimmed to the text nearest the hole until
+    the prompt fits `max_prompt_tokens`. `context` (retrieved snippets) goes before the
+    prefix and is not trimmed. The `complete` task and `serve`'s `suffix` requests both build
+    their prompts here, so the editor gets what was measured."""
+    budget = (max_prefix_chars, max_suffix_chars if tokens is not None else 0)
+    while True:
+        before = _tail_chars(prefix, budget[0])
+        after = keep_head(suffix, budget[1]) if tokens is not None else ""
+        prompt = before if tokens is None else tokens.psm(before, after)
+        if (
+            count_tokens is None
+            or max_prompt_tokens is None
+            or count_tokens(prompt) <= max_prompt_tokens
+            or not (before or after)
+        ):
+            break
+        budget = (len(before) * 3 // 4, len(after) * 3 // 4)
+    if not context:
+        return prompt
+    if tokens is None:
+        return context + prompt
+    return tokens.psm(context + before, after)

@@ -31,7 +31,7 @@ from repotune.tasks.split import (
     split_shuffled,
 )
 
-HISTORY_TASKS = ("commit", "repair")
+HISTORY_TASKS = ("commit", "repair", "complete")
 TREE_TASKS = ("fim", "explain")
 
 
@@ -94,6 +94,44 @@ def build_repair(ctx: BuildContext) -> TaskRows:
     return TaskRows(splits, dropped, {"commits": fixes})
 
 
+def build_complete(ctx: BuildContext) -> TaskRows:
+    """Split over the commits that gave a target; test rows get their retrieval prompts from
+    the tree of the newest commit before the first val/test commit."""
+    from repotune.models.fim import detect_fim, fim_tokens_for
+    from repotune.tasks.complete import (
+        add_retrieval,
+        complete_examples,
+        finish_splits,
+        is_code,
+        strip_private,
+    )
+
+    cc = ctx.cfg.complete
+    dropped: Counter[str] = Counter()
+    test_tokens = detect_fim(ctx.tokenizer)
+    train_tokens = test_tokens or (fim_tokens_for(ctx.tokenizer) if cc.fim_rate > 0 else None)
+    count = ctx.count_tokens if cc.max_prompt_tokens is not None else None
+    groups = [
+        (c, rows)
+        for c in ctx.commits
+        if (rows := list(complete_examples(c, ctx.cfg, dropped, train_tokens, test_tokens, count)))
+    ]
+    start = len(ctx.held_out_times)
+    splits, labels = _by_commit_time(ctx, groups)
+    finish_splits(splits, dropped, cc)
+    info: dict[str, Any] = {"commits": {s: labels.count(s) for s in SPLITS}}
+    info["form"] = f"fim ({test_tokens.family})" if test_tokens else "left-to-right"
+    if cc.retrieval_snippets and splits["test"]:
+        ref = ctx.cutoff_ref(ctx.held_out_times[start:])
+        snap = ctx.tree_at(ref)
+        files = [(f.path, f.text) for f in snap.files if is_code(f.language)]
+        snippets = add_retrieval(splits["test"], files, cc, test_tokens, count)
+        info["retrieval"] = {"tree": snap.sha, "files": len(files), "snippets": snippets}
+        ctx.say(f"complete: BM25 over {snippets} snippets of {len(files)} files at {snap.sha[:12]}")
+    strip_private(splits)
+    return TaskRows(splits, dropped, info)
+
+
 def _has_commits(ctx: BuildContext) -> bool:
     return (ctx.run_dir / "commits.parquet").is_file()
 
@@ -152,6 +190,7 @@ def build_instruct(ctx: BuildContext) -> TaskRows:
 
 BUILDERS: dict[str, Callable[[BuildContext], TaskRows]] = {
     "commit": build_commit,
+    "complete": build_complete,
     "repair": build_repair,
     "fim": build_fim,
     "explain": build_explain,
@@ -186,7 +225,7 @@ def run_build(
     from repotune.tasks.stats import length_stats
 
     ctx = BuildContext(Path(run_dir), cfg, model, say)
-    order = sorted(cfg.tasks, key=lambda t: t not in HISTORY_TASKS)
+    order = sorted(cfg.tasks, key=lambda t: (t not in HISTORY_TASKS, t == "complete"))
     stats: dict[str, dict] = {}
     done: dict[str, dict[str, list[dict]]] = {}
     for task in order:

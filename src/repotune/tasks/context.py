@@ -66,26 +66,10 @@ class BuildContext:
 
     @cached_property
     def snapshot(self):
-        from repotune.code.tree import read_tree
-
         t = self.cfg.tree
-        repo = t.repo or self.mine_stats.get("repo")
-        if not repo:
-            raise UserError(
-                "fim/explain read the repository's current files: set build.tree.repo=PATH "
-                "(or run `repotune mine` into this run directory first)"
-            )
-        if not Path(repo).expanduser().exists():
-            raise UserError(f"repository {repo} not found: set build.tree.repo=PATH")
-        ref = t.ref or self._cutoff_ref()
-        snap = read_tree(
-            Path(repo).expanduser(),
-            ref,
-            include=t.include,
-            exclude=t.exclude,
-            languages=t.languages,
-            max_file_bytes=t.max_file_bytes,
-        )
+        repo = self.repo
+        ref = t.ref or self.cutoff_ref(self.held_out_times)
+        snap = self.tree_at(ref)
         if t.max_files is not None and len(snap.files) > t.max_files:
             snap.skipped["over_max_files"] += len(snap.files) - t.max_files
             keep = random.Random(self.cfg.seed).sample(snap.files, t.max_files)
@@ -93,11 +77,37 @@ class BuildContext:
         self.say(f"tree: {len(snap.files)} files of {repo} at {ref} ({snap.sha[:12]})")
         return snap
 
-    def _cutoff_ref(self) -> str:
-        """HEAD, or the newest mined commit older than every history val/test commit."""
-        if not self.held_out_times:
+    @property
+    def repo(self) -> str:
+        repo = self.cfg.tree.repo or self.mine_stats.get("repo")
+        if not repo:
+            raise UserError(
+                "fim/explain/complete read the repository's files: set build.tree.repo=PATH "
+                "(or run `repotune mine` into this run directory first)"
+            )
+        if not Path(repo).expanduser().exists():
+            raise UserError(f"repository {repo} not found: set build.tree.repo=PATH")
+        return repo
+
+    def tree_at(self, ref: str):
+        """The files of `ref`'s tree that pass build.tree's path and language filters."""
+        from repotune.code.tree import read_tree
+
+        t = self.cfg.tree
+        return read_tree(
+            Path(self.repo).expanduser(),
+            ref,
+            include=t.include,
+            exclude=t.exclude,
+            languages=t.languages,
+            max_file_bytes=t.max_file_bytes,
+        )
+
+    def cutoff_ref(self, held_out_times: list[int]) -> str:
+        """HEAD, or the newest mined commit older than every one of `held_out_times`."""
+        if not held_out_times:
             return "HEAD"
-        limit = min(self.held_out_times)
+        limit = min(held_out_times)
         older = [c for c in self.commits if c.committer_time < limit]
         return max(older, key=lambda c: c.committer_time).sha if older else "HEAD"
 

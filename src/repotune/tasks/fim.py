@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from repotune.code.functions import blank_line_blocks, outline
 from repotune.code.tree import Snapshot, SourceFile
 from repotune.config import BuildConfig
-from repotune.models.fim import FimTokens
+from repotune.models.fim import FimTokens, keep_head, keep_tail
 
 _HAS_WORD = re.compile(r"\w")
 
@@ -42,21 +42,6 @@ def _lines_with_ends(text: str) -> list[str]:
     """Lines keeping their "\n", numbered as tree-sitter and git number them."""
     parts = text.split("\n")
     return [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
-
-
-def keep_tail(text: str, limit: int) -> str:
-    """The end of `text`, at most `limit` characters, starting at a line start."""
-    if len(text) <= limit:
-        return text
-    cut = text.find("\n", len(text) - limit - 1)
-    return text[cut + 1 :] if cut >= 0 else ""
-
-
-def keep_head(text: str, limit: int) -> str:
-    """The start of `text`, at most `limit` characters, ending after a newline."""
-    if len(text) <= limit:
-        return text
-    return text[: text.rfind("\n", 0, limit) + 1]
 
 
 def fim_examples(

@@ -39,8 +39,15 @@ def load_rows(run_dir: Path, tasks: list[str]) -> tuple[list[dict], list[dict]]:
 
 
 def encode(rows: list[dict], tokenizer, max_length: int) -> Dataset:
-    """input_ids + completion_mask per row, cut to max_length the way evaluation cuts them."""
-    enc = [encode_example(tokenizer, r["prompt"], r["completion"], max_length) for r in rows]
+    """input_ids + completion_mask per row, cut to max_length the way evaluation cuts them.
+    A row whose task asks for loss on all of it (`meta.loss: all`, the `complete` task's
+    continued pretraining on the repository's code) is masked for every token but the first."""
+    enc = []
+    for r in rows:
+        e = encode_example(tokenizer, r["prompt"], r["completion"], max_length)
+        if (r.get("meta") or {}).get("loss") == "all":
+            e["completion_mask"] = [0] + [1] * (len(e["input_ids"]) - 1)
+        enc.append(e)
     return Dataset.from_list(enc)
 
 

@@ -1,0 +1,140 @@
+"""Evaluation of the `complete` task: the measure repository tuning is judged by.
+
+Four rows answer the same held-out targets greedily, each stopped at the end of its line or
+block: base, base + retrieval, tuned, tuned + retrieval (BM25 snippets of the code before the
+cutoff, put before the same prompt; tasks/complete.py). Exact match (whitespace-insensitive)
+is the headline, with McNemar's exact test and a paired bootstrap interval for each
+comparison (evaluate/paired.py); edit similarity and the loss on the targets come beside it.
+The retrieval rows answer a seeded sub-sample of the same rows when
+`evaluate.retrieval_examples` is smaller, and the summary says how many.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from rapidfuzz.distance import Levenshtein
+from rich.progress import Progress
+
+from repotune.config import EvaluateConfig
+from repotune.evaluate.metrics import completion_nll, loss_summary
+from repotune.evaluate.paired import compare
+from repotune.infer.generate import generate
+
+_SPACE = re.compile(r"\s+")
+DECODING = "greedy, to the end of the line or block"
+# (second, first): each comparison asks whether `second` beats `first`.
+COMPARISONS = (
+    ("tuned", "base"),
+    ("base+retrieval", "base"),
+    ("tuned", "base+retrieval"),
+    ("tuned+retrieval", "base+retrieval"),
+    ("tuned+retrieval", "tuned"),
+)
+
+
+def squash(text: str) -> str:
+    """Whitespace runs as one space, none at the ends: the exact-match normal form."""
+    return _SPACE.sub(" ", text).strip()
+
+
+def completion_scores(prediction: str, reference: str) -> dict[str, float | bool]:
+    a, b = squash(prediction), squash(reference)
+    return {"exact_match": a == b, "edit_similarity": Levenshtein.normalized_similarity(a, b)}
+
+
+def line_count(reference: str) -> int:
+    """Lines an answer is cut after: as many as the target spans."""
+    return max(reference.count("\n"), 1)
+
+
+def retrieval_sample(rows: list[dict], n: int) -> list[int]:
+    """Indices of the first `n` rows that carry a retrieval prompt (rows come in the seeded,
+    commit-spread order of the generation sample)."""
+    return [i for i, r in enumerate(rows) if r["meta"].get("retrieval_prompt")][:n]
+
+
+def evaluate_model(
+    model,
+    tokenizer,
+    rows: list[dict],
+    retrieval_idx: list[int],
+    cfg: EvaluateConfig,
+    max_length: int,
+    label: str,
+) -> dict[str, tuple[dict, list[dict]]]:
+    """{label: (summary, per-row results)} for the plain rows, and for `label+retrieval` over
+    `retrieval_idx` when it is not empty."""
+    budget = max(
+        (len(tokenizer(r["completion"], add_special_tokens=False)["input_ids"]) for r in rows),
+        default=0,
+    )
+    max_new = min(cfg.max_new_tokens, budget + 8)  # longer answers cannot match any target
+    out: dict[str, tuple[dict, list[dict]]] = {}
+    with Progress(transient=True) as progress:
+
+        def bar(name: str, total: int) -> Callable[[int], None]:
+            task = progress.add_task(f"{name}", total=total)
+            return lambda k: progress.advance(task, k)
+
+        nll = completion_nll(
+            model, tokenizer, rows, max_length, cfg.batch_size, bar(f"{label}: loss", len(rows))
+        )
+        texts = generate(
+            model,
+            tokenizer,
+            [r["prompt"] for r in rows],
+            max_new_tokens=max_new,
+            max_prompt_tokens=max_length,
+            batch_size=cfg.batch_size,
+            on_batch=bar(f"{label}: complete", len(rows)),
+            stop_lines=[line_count(r["completion"]) for r in rows],
+        )
+        per_row = [
+            {"id": r["id"], "nll": s, "tokens": n, "generation": text,
+             **completion_scores(text, r["completion"])}
+            for r, (s, n), text in zip(rows, nll, texts, strict=True)
+        ]  # fmt: skip
+        out[label] = ({**loss_summary(nll), **_means(per_row), "n": len(rows)}, per_row)
+        if retrieval_idx:
+            picked = [rows[i] for i in retrieval_idx]
+            texts = generate(
+                model,
+                tokenizer,
+                [r["meta"]["retrieval_prompt"] for r in picked],
+                max_new_tokens=max_new,
+                max_prompt_tokens=max_length * 4,  # the snippets come on top of the prompt
+                batch_size=cfg.batch_size,
+                on_batch=bar(f"{label}+retrieval: complete", len(picked)),
+                stop_lines=[line_count(r["completion"]) for r in picked],
+            )
+            rows_r = [
+                {"id": r["id"], "generation": t, **completion_scores(t, r["completion"])}
+                for r, t in zip(picked, texts, strict=True)
+            ]
+            out[f"{label}+retrieval"] = ({**_means(rows_r), "n": len(picked)}, rows_r)
+    return out
+
+
+def _means(rows: list[dict]) -> dict:
+    n = len(rows)
+    return {
+        "exact_match": sum(r["exact_match"] for r in rows) / n if n else None,
+        "edit_similarity": sum(r["edit_similarity"] for r in rows) / n if n else None,
+        "n_generated": n,
+        "decoding": DECODING,
+    }
+
+
+def comparisons(per_row: dict[str, list[dict]]) -> dict[str, dict]:
+    """Each pair of COMPARISONS both of whose rows exist, on the rows they share."""
+    out = {}
+    for second, first in COMPARISONS:
+        if second not in per_row or first not in per_row:
+            continue
+        by_id = {r["id"]: r["exact_match"] for r in per_row[first]}
+        shared = [(by_id[r["id"]], r["exact_match"]) for r in per_row[second] if r["id"] in by_id]
+        if shared:
+            out[f"{second} vs {first}"] = compare([a for a, _ in shared], [b for _, b in shared])
+    return out
