@@ -8,7 +8,9 @@ timed end to end (mine, build, train, evaluate, report), exactly what a user typ
 per repository is then read back from the run folder with the report's own code (so the
 figures and intervals are those of report.md): commits mined, examples per split, training
 steps and time, base and tuned held-out loss with the paired-bootstrap 95% interval of their
-ratio, greedy exact match and edit similarity with the interval of their difference.
+ratio, greedy exact match and edit similarity with the interval of their difference; for the
+`complete` task the exact match of base, base + retrieval, tuned and tuned + retrieval with
+their intervals, McNemar's p of tuned vs base, and edit similarity.
 `--reuse` reads finished run folders without running again.
 """
 
@@ -21,6 +23,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from repotune.report.collect import Completion
 
 
 def main() -> None:
@@ -84,9 +90,11 @@ def table(name: str, run_dir: Path, timing: dict) -> str:
             f"| whole `repotune run` | {timing['seconds'] / 60:.1f} min (load average "
             f"{lo:.1f} before, {hi:.1f} after) |"
         )
+    if report.completion:
+        lines += completion_rows(report.completion)
     for task in report.tasks:
         for m in task.metrics:
-            n = f"{m.n} test examples"
+            n = f"{m.n} test examples" + ("" if m.votes else " (does not vote)")
             if m.kind == "ratio":
                 value = (
                     f"base {m.base:.3f}, tuned {m.tuned:.3f}: tuned/base **{m.effect:.2f}** "
@@ -97,6 +105,39 @@ def table(name: str, run_dir: Path, timing: dict) -> str:
             lines.append(f"| `{task.task}` {m.name} | {value} |")
     lines += ["", f"Verdict of the report: {report.verdict}", ""]
     return "\n".join(lines)
+
+
+def completion_rows(c: Completion) -> list[str]:
+    """The `complete` rows of the table: targets, exact match of each row with its 95%
+    interval, McNemar's test of tuned vs base, and edit similarity."""
+    from repotune.report.collect import row_label
+    from repotune.report.effects import p_phrase
+
+    n = f"{c.n} targets"
+    if c.retrieval_n is not None:
+        n += f" (retrieval rows: {c.retrieval_n} of the {c.n})"
+    em = []
+    for key, r in c.rows.items():
+        lo, hi = c.intervals.get(key, (float("nan"), float("nan")))
+        if r.get("exact_match") is not None:
+            em.append(f"{row_label(key)} **{r['exact_match']:.3f}** ({lo:.3f}–{hi:.3f})")
+    lines = [
+        f"| `complete` test targets | {n} |",
+        f"| `complete` exact match (95% CI) | {', '.join(em)} |",
+    ]
+    x = c.comparisons.get("tuned vs base")
+    if x:
+        lines.append(
+            f"| `complete` tuned vs base | {x['diff']:+.3f} exact match (95% CI {x['lo']:+.3f} "
+            f"to {x['hi']:+.3f}), McNemar {p_phrase(x['mcnemar_p'])}, {x['second_only']} vs "
+            f"{x['first_only']} discordant, {x['n']} targets |"
+        )
+    sims = ", ".join(
+        f"{row_label(k)} {r['edit_similarity']:.3f}"
+        for k, r in c.rows.items()
+        if r.get("edit_similarity") is not None
+    )
+    return [*lines, f"| `complete` edit similarity | {sims} |"]
 
 
 if __name__ == "__main__":

@@ -75,3 +75,54 @@ def test_truncate_and_decoding_checks():
         Decoding(mode="greedy", n=2)
     with pytest.raises(ValueError):
         Decoding(mode="beam", n=4, num_beams=2)
+
+
+def test_cut_lines_keeps_text_up_to_the_nth_newline():
+    from repotune.infer.generate import cut_lines
+
+    assert cut_lines("a = 1\nb = 2\nc = 3\n", 1) == "a = 1\n"
+    assert cut_lines("a = 1\nb = 2\nc = 3\n", 2) == "a = 1\nb = 2\n"
+    assert cut_lines("a = 1\nb = 2\nc = 3\n", 3) == "a = 1\nb = 2\nc = 3\n"
+    assert cut_lines("a = 1\nb", 3) == "a = 1\nb"  # fewer lines: all of it
+    assert cut_lines("no newline", 1) == "no newline"
+    assert cut_lines("\n\nx\n", 1) == "\n"  # an empty first line is a line
+    assert cut_lines("\n\nx\n", 2) == "\n\n"
+    assert cut_lines("", 2) == ""
+
+
+def test_line_stop_counts_newlines_of_the_new_text_only(lm):
+    import torch
+
+    from repotune.infer.generate import LineStop
+
+    _, tok = lm
+    prompt = tok("x\ny\nz\n", add_special_tokens=False)["input_ids"]  # newlines before: ignored
+    new = [tok(t, add_special_tokens=False)["input_ids"] for t in ("ab", "a\nb", "a\nb\nc")]
+    width = max(len(n) for n in new)
+    rows = [prompt + n + [tok.pad_token_id] * (width - len(n)) for n in new]
+    ids = torch.tensor(rows)
+    assert LineStop(tok, len(prompt), [1, 1, 1])(ids, None).tolist() == [False, True, True]
+    assert LineStop(tok, len(prompt), [2, 2, 2])(ids, None).tolist() == [False, False, True]
+
+
+def test_generate_stops_after_the_asked_lines(lm):
+    from repotune.infer.generate import cut_lines
+
+    model, tok = lm
+    candidates = [*PROMPTS, "try:\n    value = int(text)\n", "import os\nimport sys\n\n"]
+    free = generate(model, tok, candidates, max_new_tokens=64, batch_size=4)
+    prompt = max(zip(candidates, free), key=lambda pf: pf[1].count("\n"))[0]
+    full = free[candidates.index(prompt)]
+    assert full.count("\n") >= 3, full  # else the test below could not fail
+    texts = generate(
+        model, tok, [prompt, prompt], max_new_tokens=64, batch_size=2, stop_lines=[1, 2]
+    )
+    assert texts[0].count("\n") <= 1 and texts[1].count("\n") <= 2
+    assert texts[0].endswith("\n") and texts[1].endswith("\n")
+    assert texts == [cut_lines(full, 1), cut_lines(full, 2)]  # greedy: the same text, cut
+    # rows of one batch stop each at its own count (and a row without newlines runs on)
+    mixed = generate(
+        model, tok, [prompt, PROMPTS[0]], max_new_tokens=64, batch_size=2, stop_lines=[2, 1]
+    )
+    assert mixed[0] == cut_lines(full, 2)
+    assert mixed[1].count("\n") <= 1

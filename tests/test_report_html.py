@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from gitrepo import make_history
+from test_report import _commit_task, _completion_run
 
 from repotune.fsutil import read_jsonl, write_jsonl
 from repotune.report.collect import collect
@@ -269,3 +270,34 @@ def test_humaneval_section_is_compared_per_problem(tmp_path):
     assert "| outcomes | failed | passed |" in md
     page = run_html_report(tmp_path, report).read_text()
     assert page.count('<img class="plot"') == 2  # effects + outcomes
+
+
+def test_html_leads_with_completion_and_says_when_retrieval_wins(tmp_path):
+    n = 40
+    hits = {
+        "base": [i < 8 for i in range(n)],
+        "tuned": [i < 10 for i in range(n)],
+        "base+retrieval": [True] * 20,  # the first 20 targets only, all right
+        "tuned+retrieval": [i < 12 for i in range(20)],
+    }
+    commit = _commit_task(tmp_path, base_sim=0.5, tuned_sim=0.8)
+    run = _completion_run(tmp_path, hits, tasks={"commit": commit})
+    report = collect(run)
+    page = run_html_report(run, report).read_text()
+    # after the verdict, the first section is completion: before the chart and every task
+    verdict_end = page.index("</section>")
+    first = page.index("<h2", verdict_end)
+    assert page[first:].startswith('<h2 id="completion">')
+    assert page.index('id="completion"') < page.index('id="fig-effects"')
+    assert page.index('id="completion"') < page.index('id="task-complete"')
+    completion = page[first : page.index('id="fig-effects"')]
+    labels = re.findall(r"<tr><td>([^<]+)</td>", completion)
+    assert labels[:4] == ["base", "base + retrieval", "tuned", "tuned + retrieval"]
+    assert "tuned vs base + retrieval" in labels
+    assert "Retrieval rows: 20 of the 40" in completion
+    assert "<td>0 vs 10</td>" in completion  # tuned vs base + retrieval: discordant counts
+    beaten = "base + retrieval beats the tuned model on completion"
+    assert beaten in completion and beaten in page[:verdict_end]
+    # the commit task's whole-hunk edit similarity is shown, marked, and decides nothing
+    assert "(does not vote)" in page
+    assert report.tasks[1].task == "commit" and report.tasks[1].winner is None

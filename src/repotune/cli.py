@@ -542,20 +542,41 @@ def serve(
     capacity: Annotated[
         int, typer.Option(min=1, help="generation requests running or queued; more get 503")
     ] = 8,
+    retrieval: Annotated[
+        bool,
+        typer.Option(
+            "--retrieval",
+            help="put BM25 snippets of the repository's code before every completion prompt",
+        ),
+    ] = False,
+    repo: Annotated[
+        Path | None,
+        typer.Option(help="repository --retrieval indexes (default: the one the run mined)"),
+    ] = None,
 ) -> None:
     """Serve a model over an OpenAI-compatible API: /v1/completions (with suffix for
-    fill-in-the-middle), /v1/chat/completions, /v1/models; streaming as server-sent events.
+    fill-in-the-middle, in the prompt form the `complete` task measured), /v1/chat/completions,
+    /v1/models; streaming as server-sent events.
 
-    Example: repotune serve --run runs/myproject --port 8000
+    Example: repotune serve --run runs/myproject --port 8000 --retrieval
     then: curl http://127.0.0.1:8000/v1/completions -H 'Content-Type: application/json'
     -d '{"prompt": "def fib(n):", "max_tokens": 32, "temperature": 0}'
     """
     from repotune.serve import run_server
+    from repotune.serve.prompts import CompletionPrompts, completion_settings
 
+    settings, index = completion_settings(run_dir, retrieval, repo, _say)
     engine = _engine(run_dir, model, adapter, dtype, merge, name)
+    completion = CompletionPrompts.for_tokenizer(engine.tokenizer, settings, index)
     _say(f"serving {engine.name} at http://{host}:{port}/v1 (Ctrl-C stops)")
     run_server(
-        engine, host=host, port=port, api_key=api_key, max_tokens=max_tokens, capacity=capacity
+        engine,
+        host=host,
+        port=port,
+        api_key=api_key,
+        max_tokens=max_tokens,
+        capacity=capacity,
+        completion=completion,
     )
 
 

@@ -105,6 +105,12 @@ def language_for_path(path: str) -> str | None:
 # Documentation and data rather than code: not explained, not searched for fixes.
 PROSE = frozenset({"markdown", "rst", "latex", "html", "xml", "json", "yaml", "toml", "ini"})
 
+
+def is_code(language: str | None) -> bool:
+    """Code, not documentation or data (a CHANGES.rst line is no completion to measure)."""
+    return language is not None and language not in PROSE
+
+
 # Line-comment syntax per language: tasks comment code out in the file's own syntax (RepairLLaMA
 # IR4) and recognise comment-only lines where no grammar is available. Languages whose only
 # comments are blocks (CSS, OCaml, HTML, XML, Markdown) fall back to DEFAULT_COMMENT_PREFIX.

@@ -50,9 +50,37 @@ def line_count(reference: str) -> int:
 
 
 def retrieval_sample(rows: list[dict], n: int) -> list[int]:
-    """Indices of the first `n` rows that carry a retrieval prompt (rows come in the seeded,
-    commit-spread order of the generation sample)."""
-    return [i for i, r in enumerate(rows) if r["meta"].get("retrieval_prompt")][:n]
+    """Indices of up to `n` rows that carry a retrieval prompt, a seeded sample spread over
+    commits like the generation sample (the first `n` rows in file order would be the oldest
+    commits' only)."""
+    from repotune.evaluate.run import _generation_sample
+
+    have = [i for i, r in enumerate(rows) if r["meta"].get("retrieval_prompt")]
+    return [have[j] for j in _generation_sample([rows[i] for i in have], n, seed=4)]
+
+
+def _answers(model, tokenizer, prompts, refs, cfg, max_prompt_tokens, advance) -> list[str]:
+    """Greedy answers, in batches of targets of like length: a batch decodes until its longest
+    row stops, and no answer longer than its target plus a margin can match it, so each
+    batch stops there."""
+    sizes = [len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in refs]
+    order = sorted(range(len(prompts)), key=lambda i: (line_count(refs[i]), sizes[i]))
+    texts: list[str] = [""] * len(prompts)
+    for start in range(0, len(order), cfg.batch_size):
+        batch = order[start : start + cfg.batch_size]
+        out = generate(
+            model,
+            tokenizer,
+            [prompts[i] for i in batch],
+            max_new_tokens=min(cfg.max_new_tokens, max(sizes[i] for i in batch) + 8),
+            max_prompt_tokens=max_prompt_tokens,
+            batch_size=len(batch),
+            stop_lines=[line_count(refs[i]) for i in batch],
+        )
+        for i, text in zip(batch, out, strict=True):
+            texts[i] = text
+        advance(len(batch))
+    return texts
 
 
 def evaluate_model(
@@ -66,12 +94,8 @@ def evaluate_model(
 ) -> dict[str, tuple[dict, list[dict]]]:
     """{label: (summary, per-row results)} for the plain rows, and for `label+retrieval` over
     `retrieval_idx` when it is not empty."""
-    budget = max(
-        (len(tokenizer(r["completion"], add_special_tokens=False)["input_ids"]) for r in rows),
-        default=0,
-    )
-    max_new = min(cfg.max_new_tokens, budget + 8)  # longer answers cannot match any target
     out: dict[str, tuple[dict, list[dict]]] = {}
+    refs = [r["completion"] for r in rows]
     with Progress(transient=True) as progress:
 
         def bar(name: str, total: int) -> Callable[[int], None]:
@@ -81,16 +105,9 @@ def evaluate_model(
         nll = completion_nll(
             model, tokenizer, rows, max_length, cfg.batch_size, bar(f"{label}: loss", len(rows))
         )
-        texts = generate(
-            model,
-            tokenizer,
-            [r["prompt"] for r in rows],
-            max_new_tokens=max_new,
-            max_prompt_tokens=max_length,
-            batch_size=cfg.batch_size,
-            on_batch=bar(f"{label}: complete", len(rows)),
-            stop_lines=[line_count(r["completion"]) for r in rows],
-        )
+        prompts = [r["prompt"] for r in rows]
+        advance = bar(f"{label}: complete", len(rows))
+        texts = _answers(model, tokenizer, prompts, refs, cfg, max_length, advance)
         per_row = [
             {"id": r["id"], "nll": s, "tokens": n, "generation": text,
              **completion_scores(text, r["completion"])}
@@ -99,15 +116,15 @@ def evaluate_model(
         out[label] = ({**loss_summary(nll), **_means(per_row), "n": len(rows)}, per_row)
         if retrieval_idx:
             picked = [rows[i] for i in retrieval_idx]
-            texts = generate(
+            advance = bar(f"{label}+retrieval: complete", len(picked))
+            texts = _answers(
                 model,
                 tokenizer,
                 [r["meta"]["retrieval_prompt"] for r in picked],
-                max_new_tokens=max_new,
-                max_prompt_tokens=max_length * 4,  # the snippets come on top of the prompt
-                batch_size=cfg.batch_size,
-                on_batch=bar(f"{label}+retrieval: complete", len(picked)),
-                stop_lines=[line_count(r["completion"]) for r in picked],
+                [r["completion"] for r in picked],
+                cfg,
+                max_length * 4,  # the snippets come on top of the prompt
+                advance,
             )
             rows_r = [
                 {"id": r["id"], "generation": t, **completion_scores(t, r["completion"])}

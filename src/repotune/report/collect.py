@@ -16,13 +16,73 @@ from typing import Any
 from repotune.errors import UserError
 from repotune.evaluate.passk import mean_pass_at_k
 from repotune.fsutil import read_jsonl
-from repotune.report.effects import MIN_ROWS, Metric, decide
+from repotune.report.effects import ALPHA, MIN_ROWS, Metric, decide, p_phrase, signed
 from repotune.report.execution import Benchmark, benchmarks
-from repotune.report.stats import loss_ratio_ci, mean_diff_ci
+from repotune.report.stats import loss_ratio_ci, mean_ci, mean_diff_ci
 
 MODELS = ("base", "tuned")
 # Per-row scores of a generation (evaluate/run.py); change similarity only for diffs.
 GENERATION_SCORES = ("exact_match", "edit_similarity", "change_similarity")
+# The rows of the `complete` task's summary (evaluate/completion.py), in the order shown.
+COMPLETION_ROWS = ("base", "base+retrieval", "tuned", "tuned+retrieval")
+RETRIEVAL_VS_TUNED = "tuned vs base+retrieval"
+
+
+def row_label(key: str) -> str:
+    """ "base+retrieval" as "base + retrieval", and so in comparison names."""
+    return key.replace("+", " + ")
+
+
+@dataclass
+class Completion:
+    """The `complete` task's four rows and their paired comparisons, as evaluate wrote them:
+    the section a report leads with, since completion is what repository tuning is judged by."""
+
+    rows: dict[str, dict]  # row key ("base+retrieval") -> summary, only the rows evaluated
+    comparisons: dict[str, dict]  # "tuned vs base" -> evaluate.paired.compare() of the two
+    intervals: dict[str, tuple[float, float]]  # row key -> 95% bootstrap CI of exact match
+
+    @property
+    def n(self) -> int:
+        """Targets the base and tuned rows answered."""
+        return max((r.get("n", 0) for k, r in self.rows.items() if "+" not in k), default=0)
+
+    @property
+    def retrieval_n(self) -> int | None:
+        """Targets the retrieval rows answered (a seeded sub-sample when fewer), if any."""
+        ns = [r.get("n", 0) for k, r in self.rows.items() if "+" in k]
+        return max(ns) if ns else None
+
+    def retrieval_note(self) -> str | None:
+        """ "Retrieval rows: 100 of the 300 …" when the retrieval rows are a sub-sample, so a
+        reader does not compare a 100-row rate with a 300-row one unawares."""
+        r = self.retrieval_n
+        if r is None or r >= self.n:
+            return None
+        return (
+            f"Retrieval rows: {r} of the {self.n} (a seeded sub-sample; each comparison uses "
+            "the targets both rows answered)."
+        )
+
+    @staticmethod
+    def favours(name: str, c: dict) -> str | None:
+        """The side of "X vs Y" that McNemar's test favours (p < ALPHA), or None."""
+        second, _, first = name.partition(" vs ")
+        if c.get("mcnemar_p") is None or c["mcnemar_p"] >= ALPHA or not c.get("diff"):
+            return None
+        return row_label(second if c["diff"] > 0 else first)
+
+    def retrieval_beats_tuned(self) -> str | None:
+        """The plain sentence a report must carry when base + retrieval beats the tuned model
+        on exact match (McNemar p < ALPHA): retrieval alone then does what tuning set out to."""
+        c = self.comparisons.get(RETRIEVAL_VS_TUNED)
+        if not c or self.favours(RETRIEVAL_VS_TUNED, c) != "base + retrieval":
+            return None
+        return (
+            f"Retrieval wins: base + retrieval beats the tuned model on completion (exact match "
+            f"{c['first']:.3f} vs {c['second']:.3f}, McNemar {p_phrase(c['mcnemar_p'])}, "
+            f"{c['first_only']} vs {c['second_only']} discordant, {c['n']} targets)."
+        )
 
 
 @dataclass
@@ -46,14 +106,37 @@ class TaskResult:
     pass_columns: dict[str, dict[str, float]]  # model -> {"pass@1": ..}
     outcomes: dict[str, Counter] | None  # model -> outcome counts, when rows carry them
     examples: list[Example] = field(default_factory=list)
+    completion: Completion | None = None  # the `complete` task's rows and comparisons
 
     @property
     def loss(self) -> Metric | None:
         return next((m for m in self.metrics if m.name == "loss"), None)
 
     @property
+    def exact_match(self) -> Metric | None:
+        return next((m for m in self.metrics if m.name == "exact match"), None)
+
+    @property
     def winner(self) -> str | None:
         return decide(self.metrics)
+
+    def completion_line(self) -> str | None:
+        """ "exact match: 0.263 vs 0.205 (+0.058, 95% CI +0.02 to +0.09; McNemar p = 0.003,
+        31 vs 14 discordant, 300 targets)": the `complete` verdict, tuned first."""
+        m = self.exact_match
+        if self.completion is None or m is None or m.tuned is None or m.base is None:
+            return None
+        test = ""
+        c = self.completion.comparisons.get("tuned vs base")
+        if c and m.mcnemar_p is not None:
+            test = (
+                f"McNemar {p_phrase(m.mcnemar_p)}, "
+                f"{c['second_only']} vs {c['first_only']} discordant, "
+            )
+        return (
+            f"exact match: {m.tuned:.3f} vs {m.base:.3f} ({signed(m.effect, 3)}, 95% CI "
+            f"{signed(m.lo, 2)} to {signed(m.hi, 2)}; {test}{m.n} targets)"
+        )
 
 
 @dataclass
@@ -65,9 +148,20 @@ class Report:
     benchmarks: list[Benchmark] = field(default_factory=list)
 
     @property
+    def completion(self) -> Completion | None:
+        return next((t.completion for t in self.tasks if t.completion), None)
+
+    @property
     def verdict(self) -> str:
-        """One sentence a reader can act on: ship the tuned model or not, and where."""
-        parts: list[TaskResult | Benchmark] = [*self.tasks, *self.benchmarks]
+        """One sentence a reader can act on: ship the tuned model or not, and where (completion
+        first, when evaluated), and whether retrieval alone beats the tuning."""
+        sentence = self._verdict()
+        beaten = self.completion.retrieval_beats_tuned() if self.completion else None
+        return f"{sentence} {beaten}" if beaten else sentence
+
+    def _verdict(self) -> str:
+        tasks = sorted(self.tasks, key=lambda t: t.task != "complete")
+        parts: list[TaskResult | Benchmark] = [*tasks, *self.benchmarks]
         by = {w: [t.task for t in parts if t.winner == w] for w in ("tuned", "base", "mixed")}
         names = {w: ", ".join(f"`{t}`" for t in ts) for w, ts in by.items()}
         if by["base"]:
@@ -85,7 +179,7 @@ class Report:
                 f"Mixed evidence on {names['mixed']}: the metrics disagree; read the examples "
                 "before deciding."
             )
-        if all(m.n < MIN_ROWS for t in parts for m in t.metrics):
+        if all(m.n < MIN_ROWS for t in parts for m in t.metrics if m.votes):
             return (
                 f"Too few test examples to call a winner (fewer than {MIN_ROWS} per metric): "
                 "mine more commits or raise evaluate.max_examples / evaluate.generate_examples."
@@ -106,6 +200,7 @@ def collect(run_dir: Path, max_examples: int = 6) -> Report:
         _task_result(run_dir, task, res, max_examples)
         for task, res in summary.get("tasks", {}).items()
     ]
+    tasks.sort(key=lambda t: t.task != "complete")  # the report leads with completion
     return Report(
         model=summary.get("model", "?"),
         tasks=tasks,
@@ -129,14 +224,26 @@ def _task_result(run_dir: Path, task: str, res: dict, max_examples: int) -> Task
         Metric("loss", res["base"]["loss"], res["tuned"]["loss"], r, lo, hi, "ratio", False,
                sum(1 for b in base if b["tokens"] > 0)),
     ]  # fmt: skip
+    # A diff that copies its input and changes nothing scores high on whole-hunk edit
+    # similarity, so for diffs only change similarity, exact match and loss vote.
+    diffs = task == "commit" or any("change_similarity" in row for row in (*base, *tuned))
+    versus = (res.get("comparisons") or {}).get("tuned vs base") if task == "complete" else None
     for key in GENERATION_SCORES:
         paired = [(b[key], t[key]) for b, t in zip(base, tuned) if key in b and key in t]
-        if paired:
-            d, dlo, dhi = mean_diff_ci([float(b) for b, _ in paired], [float(t) for _, t in paired])
+        if not paired:
+            continue
+        name = key.replace("_", " ")
+        if key == "exact_match" and versus:  # completion: McNemar's test, as evaluate ran it
             metrics.append(
-                Metric(key.replace("_", " "), res["base"].get(key), res["tuned"].get(key),
-                       d, dlo, dhi, "diff", True, len(paired))
+                Metric(name, versus["first"], versus["second"], versus["diff"], versus["lo"],
+                       versus["hi"], "diff", True, versus["n"], mcnemar_p=versus["mcnemar_p"])
             )  # fmt: skip
+            continue
+        d, dlo, dhi = mean_diff_ci([float(b) for b, _ in paired], [float(t) for _, t in paired])
+        metrics.append(
+            Metric(name, res["base"].get(key), res["tuned"].get(key), d, dlo, dhi, "diff", True,
+                   len(paired), votes=not (diffs and key == "edit_similarity"))
+        )  # fmt: skip
     pass_name = "plausible" if task == "repair" else "pass"
     pass_columns = {m: _pass_columns(res[m], rows[m], pass_name) for m in MODELS}
     paired = [(_pass1(b), _pass1(t)) for b, t in zip(base, tuned)]
@@ -156,7 +263,23 @@ def _task_result(run_dir: Path, task: str, res: dict, max_examples: int) -> Task
         pass_columns=pass_columns,
         outcomes=outcomes if any(outcomes.values()) else None,
         examples=_examples(run_dir, task, base, tuned, max_examples),
+        completion=_completion(run_dir, res) if task == "complete" else None,
     )
+
+
+def _completion(run_dir: Path, res: dict) -> Completion:
+    """The `complete` rows present, their comparisons, and each row's exact-match interval
+    from its per-row file (none when the file is missing)."""
+    rows = {k: res[k] for k in COMPLETION_ROWS if isinstance(res.get(k), dict)}
+    intervals = {}
+    for key in rows:
+        path = run_dir / "eval" / "complete" / f"{key}.jsonl"
+        hits = [float(r["exact_match"]) for r in read_jsonl(path)] if path.is_file() else []
+        if hits:
+            _, lo, hi = mean_ci(hits)
+            intervals[key] = (lo, hi)
+    return Completion(rows=rows, comparisons=dict(res.get("comparisons") or {}),
+                      intervals=intervals)  # fmt: skip
 
 
 def _outcomes(row: dict) -> list[str]:

@@ -20,6 +20,8 @@ ALWAYS_SHOWN = ("compile_error", "test_fail", "test_pass")
 # significant at 5% (two-sided sign test: 2/2^5 = 0.06), while a bootstrap over so few rows
 # still draws a tight, misleading interval.
 MIN_ROWS = 6
+# A paired test's p-value below this decides a metric that carries one (Metric.mcnemar_p).
+ALPHA = 0.05
 
 
 @dataclass
@@ -35,15 +37,34 @@ class Metric:
     kind: str  # "ratio" | "diff"
     higher_is_better: bool
     n: int  # paired rows behind the interval
+    # False for a measure that can rise without the answers getting better (whole-hunk edit
+    # similarity of a diff rewards copying the input): shown, but left out of every verdict.
+    votes: bool = True
+    # Exact McNemar p of tuned vs base, for right/wrong rows: the test completion is judged by
+    # (evaluate/paired.py); when set it decides the winner instead of the interval.
+    mcnemar_p: float | None = None
 
     @property
     def winner(self) -> str | None:
-        """The model the 95% interval favours, or None when it covers "no difference"."""
+        """The model the evidence favours, or None when it shows no difference: the McNemar
+        test when there is one (p < ALPHA, by the sign of the effect), else the 95% interval."""
         null = 1.0 if self.kind == "ratio" else 0.0
-        if self.n < MIN_ROWS or math.isnan(self.lo) or self.lo <= null <= self.hi:
+        if self.n < MIN_ROWS or math.isnan(self.effect):
             return None
-        tuned_higher = self.lo > null
+        if self.mcnemar_p is not None:
+            if self.mcnemar_p >= ALPHA or self.effect == null:
+                return None
+            tuned_higher = self.effect > null
+        elif math.isnan(self.lo) or self.lo <= null <= self.hi:
+            return None
+        else:
+            tuned_higher = self.lo > null
         return "tuned" if tuned_higher == self.higher_is_better else "base"
+
+    @property
+    def vote(self) -> str | None:
+        """`winner` as it counts in a verdict: None for a metric that does not vote."""
+        return self.winner if self.votes else None
 
     def scaled(self) -> tuple[float, float, float]:
         """Effect and interval on one scale: % change for a ratio, points (x100) for a diff."""
@@ -67,9 +88,23 @@ def signed(x: float, digits: int) -> str:
     return text.replace("-", "\u2212") if text.strip("+-0.") else text.replace("-", "+")
 
 
+def p_text(p: float | None) -> str:
+    """A p-value as a report prints it: three decimals, "< 0.001" below that."""
+    if p is None or math.isnan(p):
+        return "–"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def p_phrase(p: float | None) -> str:
+    """ "p = 0.003" or "p < 0.001", for a sentence."""
+    text = p_text(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
 def decide(metrics: Iterable[Metric]) -> str | None:
-    """The model every decisive metric favours; "mixed" when they disagree; None if none is."""
-    winners = {m.winner for m in metrics} - {None}
+    """The model every decisive voting metric favours; "mixed" when they disagree; None if
+    none is. Non-voting metrics are shown in the tables but never tip a verdict."""
+    winners = {m.vote for m in metrics} - {None}
     if len(winners) > 1:
         return "mixed"
     return winners.pop() if winners else None

@@ -1,4 +1,5 @@
-"""report.html: the verdict first, then per-task tables, plots and side-by-side examples.
+"""report.html: the verdict first, then completion (when evaluated), per-task tables, plots
+and side-by-side examples.
 
 One self-contained file (CSS inline, plots as data URIs, no scripts, nothing fetched) so it can
 be mailed, attached to a pull request or opened from a CI artefact as it is.
@@ -20,8 +21,15 @@ from pygments.util import ClassNotFound
 
 from repotune.fsutil import atomic_write_text
 from repotune.report import plots
-from repotune.report.collect import Report, collect, loss_curves
-from repotune.report.effects import MIN_ROWS, outcome_columns, score_keys, signed
+from repotune.report.collect import Report, collect, loss_curves, row_label
+from repotune.report.effects import (
+    MIN_ROWS,
+    outcome_columns,
+    p_phrase,
+    p_text,
+    score_keys,
+    signed,
+)
 
 TEMPLATES = Path(__file__).parent / "templates"
 _FORMATTER = HtmlFormatter(cssclass="hl", nowrap=False)
@@ -77,7 +85,10 @@ def render_html(run_dir: Path, report: Report | None = None) -> str:
         lstrip_blocks=True,
     )
     env.filters.update(code=code, fmt=lambda x, d=3: "–" if x is None else f"{x:.{d}f}")
-    env.globals.update(diff=diff, signed=signed, min_rows=MIN_ROWS)
+    env.globals.update(
+        diff=diff, signed=signed, min_rows=MIN_ROWS, p_text=p_text, p_phrase=p_phrase,
+        row_label=row_label,
+    )  # fmt: skip
     parts = [*report.tasks, *report.benchmarks]
     figures = {
         "effects": plots.effects_chart([(p.task, m) for p in parts for m in p.metrics]),

@@ -10,8 +10,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from repotune.fsutil import atomic_write_text
-from repotune.report.collect import Report, TaskResult, collect, loss_curves
-from repotune.report.effects import MIN_ROWS, Metric, outcome_columns, score_keys
+from repotune.report.collect import (
+    Completion,
+    Report,
+    TaskResult,
+    collect,
+    loss_curves,
+    row_label,
+)
+from repotune.report.effects import (
+    MIN_ROWS,
+    Metric,
+    outcome_columns,
+    p_phrase,
+    p_text,
+    score_keys,
+    signed,
+)
 from repotune.report.execution import Benchmark
 from repotune.report.stats import loss_ratio_ci
 
@@ -22,29 +37,85 @@ def _fmt(x: float | None, digits: int = 3) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
 
 
+def _word(winner: str | None) -> str:
+    return {"tuned": "**tuned wins**", "base": "**base wins**"}.get(
+        winner or "", "**no clear winner**"
+    )
+
+
 def _verdict(t: TaskResult) -> str:
     loss = t.loss
     assert loss is not None
-    word = {"tuned": "**tuned wins**", "base": "**base wins**"}.get(
-        loss.winner or "", "**no clear winner**"
-    )
+    mixed = " The metrics disagree (see the table below)." if t.winner == "mixed" else ""
+    em, judged = t.exact_match, t.completion_line()
+    if em is not None and judged is not None:  # completion is judged by exact match
+        favours = f", favours {loss.winner}" if loss.winner else ""
+        return (
+            f"- `{t.task}`: {_word(em.winner)} on {judged}; held-out loss "
+            f"{_fmt(loss.tuned)} vs {_fmt(loss.base)} (tuned/base {loss.effect:.2f}, "
+            f"95% CI {loss.lo:.2f}–{loss.hi:.2f}{favours}).{mixed}"
+        )
     base, tuned = t.summary["base"], t.summary["tuned"]
-    line = (
-        f"- `{t.task}`: {word} on held-out loss: {_fmt(tuned['loss'])} vs {_fmt(base['loss'])} "
-        f"(tuned/base {loss.effect:.2f}, 95% CI {loss.lo:.2f}–{loss.hi:.2f}, "
+    return (
+        f"- `{t.task}`: {_word(loss.winner)} on held-out loss: {_fmt(tuned['loss'])} vs "
+        f"{_fmt(base['loss'])} (tuned/base {loss.effect:.2f}, 95% CI {loss.lo:.2f}–{loss.hi:.2f}, "
         f"{base['n']} test examples); "
         f"exact match {_fmt(tuned.get('exact_match'), 2)} vs {_fmt(base.get('exact_match'), 2)} "
-        f"on {tuned.get('n_generated', 0)} generations ({tuned.get('decoding', 'greedy')})."
+        f"on {tuned.get('n_generated', 0)} generations ({tuned.get('decoding', 'greedy')}).{mixed}"
     )
-    if t.winner == "mixed":
-        line += " The metrics disagree (see the table below)."
-    return line
 
 
 def _favours(metric: Metric) -> str:
     if metric.n < MIN_ROWS:
-        return f"neither (under {MIN_ROWS} rows)"
-    return metric.winner or "neither"
+        text = f"neither (under {MIN_ROWS} rows)"
+    else:
+        text = metric.winner or "neither"
+    if metric.mcnemar_p is not None:
+        text += f" (McNemar {p_phrase(metric.mcnemar_p)})"
+    return text if metric.votes else f"{text} (does not vote)"
+
+
+def _completion(c: Completion) -> list[str]:
+    """The section report.md leads with: every completion row, then each paired comparison."""
+    decoding = next((r["decoding"] for r in c.rows.values() if r.get("decoding")), "greedy")
+    lines = [
+        "## Completion (`complete`)",
+        "",
+        f"Held-out lines and blocks of the repository's newest commits ({decoding}); exact "
+        "match ignores whitespace.",
+        "",
+        "| model | exact match | edit similarity | n |",
+        "|---|---|---|---|",
+    ]
+    for key, r in c.rows.items():
+        lines.append(
+            f"| {row_label(key)} | {_fmt(r.get('exact_match'))} | "
+            f"{_fmt(r.get('edit_similarity'))} | {r.get('n', '–')} |"
+        )
+    lines.append("")
+    if note := c.retrieval_note():
+        lines += [note, ""]
+    if c.comparisons:
+        lines += [
+            "| comparison | exact match | diff | 95% CI | discordant | McNemar p | n | favours |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for name, x in c.comparisons.items():
+            lines.append(
+                f"| {row_label(name)} | {_fmt(x.get('second'))} vs {_fmt(x.get('first'))} | "
+                f"{signed(x['diff'], 3)} | {signed(x['lo'], 3)} to {signed(x['hi'], 3)} | "
+                f"{x['second_only']} vs {x['first_only']} | {p_text(x['mcnemar_p'])} | "
+                f"{x['n']} | {c.favours(name, x) or 'neither'} |"
+            )
+        lines += [
+            "",
+            '"X vs Y": does X beat Y. Discordant: targets only X got right vs only Y got '
+            "right; McNemar's exact test on them decides (p < 0.05).",
+            "",
+        ]
+    if beaten := c.retrieval_beats_tuned():
+        lines += [f"**{beaten}**", ""]
+    return lines
 
 
 def _task_tables(t: TaskResult) -> list[str]:
@@ -149,6 +220,8 @@ def render(run_dir: Path, report: Report | None = None) -> str:
     lines += [_verdict(t) for t in report.tasks]
     lines += [_bench_verdict(b) for b in report.benchmarks]
     lines.append("")
+    if report.completion:
+        lines += _completion(report.completion)
     for t in report.tasks:
         lines += _task_tables(t)
     for b in report.benchmarks:

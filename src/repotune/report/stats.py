@@ -49,3 +49,12 @@ def mean_diff_ci(
     n = len(diffs)
     boots = [sum(rng.choice(diffs) for _ in range(n)) / n for _ in range(n_boot)]
     return (sum(diffs) / n, *_percentiles(boots, n_boot))
+
+
+def mean_ci(
+    values: Sequence[float], n_boot: int = N_BOOT, seed: int = 0
+) -> tuple[float, float, float]:
+    """Mean of one model's per-row values and its 95% bootstrap interval: for a rate that
+    stands alone (a row with nothing to pair against), not for a comparison."""
+    vals = [float(v) for v in values]
+    return mean_diff_ci([0.0] * len(vals), vals, n_boot, seed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from repotune.serve.app import DEFAULT_CAPACITY
 from repotune.serve.engine import Engine
+from repotune.serve.prompts import CompletionPrompts
 
 
 def run_server(
@@ -13,6 +14,7 @@ def run_server(
     api_key: str | None = None,
     max_tokens: int = 512,
     capacity: int = DEFAULT_CAPACITY,
+    completion: CompletionPrompts | None = None,
 ) -> None:
     """Serve until Ctrl-C. Loopback by default: exposing a model is the user's explicit choice."""
     import logging
@@ -27,5 +29,11 @@ def run_server(
     logging.getLogger("repotune.serve").addHandler(handler)
     logging.getLogger("repotune.serve").setLevel(logging.INFO)
 
-    app = create_app(engine, api_key=api_key, default_max_tokens=max_tokens, capacity=capacity)
+    app = create_app(
+        engine,
+        api_key=api_key,
+        default_max_tokens=max_tokens,
+        capacity=capacity,
+        completion=completion,
+    )
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)

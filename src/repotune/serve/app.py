@@ -1,5 +1,6 @@
 """An OpenAI-compatible HTTP API over one `Engine`: /v1/models, /v1/completions (with `suffix`
-for editor fill-in-the-middle) and /v1/chat/completions, each streaming as server-sent events.
+for editor fill-in-the-middle, in the `complete` task's prompt form: prompts.py) and
+/v1/chat/completions, each streaming as server-sent events.
 
 Handlers are plain `def`s: FastAPI runs them, and the streams' iterators, in its thread pool,
 so a long generation never blocks the event loop that serves other requests. Generation
@@ -21,7 +22,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from repotune.serve.engine import Engine, Finish, Sampling
-from repotune.serve.prompts import chat_prompt, fim_prompt
+from repotune.serve.prompts import CompletionPrompts, chat_prompt
 from repotune.serve.schemas import ChatRequest, CompletionRequest
 
 DEFAULT_CAPACITY = 8  # generation requests running or queued; more get 503
@@ -96,9 +97,12 @@ def create_app(
     api_key: str | None = None,
     default_max_tokens: int = 512,
     capacity: int = DEFAULT_CAPACITY,
+    completion: CompletionPrompts | None = None,
 ) -> FastAPI:
     """The app; `api_key`, when set, is required as `Authorization: Bearer KEY`; `capacity`
-    generation requests are served or queued at once, more get 503."""
+    generation requests are served or queued at once, more get 503; `completion` builds the
+    prompts of /v1/completions (default: `build.complete`'s defaults, no retrieval)."""
+    completion = completion or CompletionPrompts.for_tokenizer(engine.tokenizer)
     app = FastAPI(title="repotune", description=f"OpenAI-compatible API for {engine.name}")
     app.add_middleware(Admission, capacity=capacity)
 
@@ -132,23 +136,19 @@ def create_app(
 
     @app.post("/v1/completions")
     def completions(req: CompletionRequest):
-        prompts = [req.prompt] if isinstance(req.prompt, str) else req.prompt
-        if req.suffix is not None:
-            try:
-                prompts = [fim_prompt(engine.tokenizer, p, req.suffix) for p in prompts]
-            except ValueError as exc:
-                return _error(400, str(exc))
+        texts = [req.prompt] if isinstance(req.prompt, str) else req.prompt
+        prompts = [(t, completion.build(t, req.suffix)) for t in texts]
         sampling = req.sampling(req.max_tokens)
-        jobs = [(i * req.n + j, p) for i, p in enumerate(prompts) for j in range(req.n)]
+        jobs = [(i * req.n + j, *p) for i, p in enumerate(prompts) for j in range(req.n)]
         head = {"id": f"cmpl-{secrets.token_hex(12)}", "object": "text_completion",
                 "created": int(time.time()), "model": engine.name}  # fmt: skip
         if req.stream:
             return _sse(_stream_completions(engine, head, jobs, sampling, req))
         choices, finishes = [], []
-        for index, prompt in jobs:
+        for index, sent, prompt in jobs:
             text, finish = engine.complete(prompt, sampling)
             finishes.append(finish)
-            text = prompt + text if req.echo else text
+            text = sent + text if req.echo else text
             choices.append({"index": index, "text": text, "logprobs": None,
                             "finish_reason": finish.reason})  # fmt: skip
         return {**head, "choices": choices, "usage": _usage(finishes)}
@@ -188,15 +188,15 @@ def _model_card(engine: Engine) -> dict:
 def _stream_completions(
     engine: Engine,
     head: dict,
-    jobs: list[tuple[int, str]],
+    jobs: list[tuple[int, str, str]],
     sampling: Sampling,
     req: CompletionRequest,
 ) -> Iterator[dict]:
     finishes = []
-    for index, prompt in jobs:
+    for index, sent, prompt in jobs:
         finish = Finish()
-        if req.echo:
-            yield {**head, "choices": [_text_choice(index, prompt, None)]}
+        if req.echo:  # the client's own text, not the sentinels and snippets around it
+            yield {**head, "choices": [_text_choice(index, sent, None)]}
         for piece in engine.stream(prompt, sampling, finish):
             yield {**head, "choices": [_text_choice(index, piece, None)]}
         finishes.append(finish)

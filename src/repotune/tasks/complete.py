@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from repotune.code.languages import PROSE
+from repotune.code.languages import is_code
 from repotune.config import BuildConfig, CompleteTaskConfig
 from repotune.infer.retrieval import Index, context_block, query_of, windows
 from repotune.models.fim import FimTokens, completion_prompt
@@ -39,11 +39,6 @@ _SPACE = re.compile(r"\s+")
 def target_key(text: str) -> str:
     """A target compared whitespace-insensitively (the exact-match rule)."""
     return _SPACE.sub(" ", text).strip()
-
-
-def is_code(language: str | None) -> bool:
-    """Code, not documentation or data (a CHANGES.rst line is no completion to measure)."""
-    return language is not None and language not in PROSE
 
 
 def added_lines(change: FileChange, lines: list[str]) -> list[int]:
@@ -85,6 +80,8 @@ def holes(
         i for i in added
         if i + 1 in added_set and lines[i].strip() and lines[i + 1].strip()
     ]  # fmt: skip
+    if cc.block_rate == 0:
+        block_ok = []  # no blocks, not even where no added line is long enough for a target
     used: set[int] = set()
     out: list[Hole] = []
     for _ in range(cc.targets_per_file * 3):
