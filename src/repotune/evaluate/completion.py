@@ -59,6 +59,16 @@ def retrieval_sample(rows: list[dict], n: int) -> list[int]:
     return [have[j] for j in _generation_sample([rows[i] for i in have], n, seed=4)]
 
 
+def loss_rows(rows: list[dict], cap: int | None) -> list[int]:
+    """The rows the loss is taken on: all, or `evaluate.max_examples` of them spread over
+    commits (the loss interval needs far fewer rows than exact match does)."""
+    if cap is None or cap >= len(rows):
+        return list(range(len(rows)))
+    from repotune.evaluate.run import _generation_sample
+
+    return _generation_sample(rows, cap, seed=5)
+
+
 def _answers(model, tokenizer, prompts, refs, cfg, max_prompt_tokens, advance) -> list[str]:
     """Greedy answers, in batches of targets of like length: a batch decodes until its longest
     row stops, and no answer longer than its target plus a margin can match it, so each
@@ -102,9 +112,18 @@ def evaluate_model(
             task = progress.add_task(f"{name}", total=total)
             return lambda k: progress.advance(task, k)
 
-        nll = completion_nll(
-            model, tokenizer, rows, max_length, cfg.batch_size, bar(f"{label}: loss", len(rows))
+        scored = loss_rows(rows, cfg.max_examples)
+        losses = completion_nll(
+            model,
+            tokenizer,
+            [rows[i] for i in scored],
+            max_length,
+            cfg.batch_size,
+            bar(f"{label}: loss", len(scored)),
         )
+        nll = [(0.0, 0)] * len(rows)  # rows left out of the loss count no tokens
+        for i, pair in zip(scored, losses, strict=True):
+            nll[i] = pair
         prompts = [r["prompt"] for r in rows]
         advance = bar(f"{label}: complete", len(rows))
         texts = _answers(model, tokenizer, prompts, refs, cfg, max_length, advance)
@@ -113,7 +132,8 @@ def evaluate_model(
              **completion_scores(text, r["completion"])}
             for r, (s, n), text in zip(rows, nll, texts, strict=True)
         ]  # fmt: skip
-        out[label] = ({**loss_summary(nll), **_means(per_row), "n": len(rows)}, per_row)
+        summary = {**loss_summary(losses), **_means(per_row), "n": len(rows)}
+        out[label] = ({**summary, "n_loss": len(scored)}, per_row)
         if retrieval_idx:
             picked = [rows[i] for i in retrieval_idx]
             advance = bar(f"{label}+retrieval: complete", len(picked))

@@ -153,7 +153,9 @@ def _eval_complete(run_dir, model_path, tuned, tokenizer, model_cfg, cfg, max_le
     result: dict = {}
     per_row: dict[str, list[dict]] = {}
     for label, (path, adapter_path) in (("base", (None, None)), ("tuned", tuned)):
-        model = load_model(path or model_path, dtype=model_cfg.dtype, adapter=adapter_path)
+        model = load_model(
+            path or model_path, dtype=model_cfg.dtype, adapter=adapter_path, merge=cfg.merge
+        )
         found = evaluate_model(model, tokenizer, rows, retrieval_idx, cfg, max_length, label)
         del model
         for name, (res, lines) in found.items():
@@ -201,7 +203,9 @@ def run_evaluate(
             diffs = _old_sides(run_dir, [rows[i] for i in gen_idx], build)
         result = {}
         for label, (path, adapter_path) in (("base", (None, None)), ("tuned", tuned)):
-            model = load_model(path or model_path, dtype=model_cfg.dtype, adapter=adapter_path)
+            model = load_model(
+                path or model_path, dtype=model_cfg.dtype, adapter=adapter_path, merge=cfg.merge
+            )
             result[label], per_row = _eval_model(
                 model, tokenizer, rows, gen_idx, cfg, max_length, label, diffs
             )
