@@ -31,3 +31,17 @@ def warm_cli(tmp_path_factory: pytest.TempPathFactory):
     server = WarmCLI(tmp_path_factory.mktemp("cli"))
     yield server
     server.close()
+
+
+@pytest.fixture()
+def prompts(engine, monkeypatch) -> list[str]:
+    """Every prompt the module's `engine` fixture is asked to complete, in order."""
+    seen: list[str] = []
+    stream = engine.stream
+
+    def spy(prompt, *args, **kwargs):
+        seen.append(prompt)
+        return stream(prompt, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "stream", spy)
+    return seen

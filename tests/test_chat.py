@@ -17,20 +17,6 @@ def engine(tiny_model):
     return load_engine(model=tiny_model, dtype="float32")
 
 
-@pytest.fixture()
-def prompts(engine, monkeypatch) -> list[str]:
-    """Every prompt the engine is asked to complete, in order."""
-    seen: list[str] = []
-    stream = engine.stream
-
-    def spy(prompt, *args, **kwargs):
-        seen.append(prompt)
-        return stream(prompt, *args, **kwargs)
-
-    monkeypatch.setattr(engine, "stream", spy)
-    return seen
-
-
 def _chat(session: ChatSession, text: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     turns = run_chat(session, io.StringIO(text), out, err)

@@ -8,8 +8,6 @@ each test compares the exact prompt string the model receives with the task's ow
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,10 +15,10 @@ from pathlib import Path
 
 import openai
 import pytest
-import uvicorn
 import yaml
 from clirun import in_process
 from gitrepo import git
+from test_serve import _start
 
 from repotune.code.languages import is_code
 from repotune.code.tree import read_tree
@@ -38,30 +36,9 @@ def engine(tiny_model):
     return load_engine(model=tiny_model, dtype="float32", name="tiny")
 
 
-@pytest.fixture()
-def prompts(engine, monkeypatch) -> list[str]:
-    """Every prompt the engine is asked to complete, in order."""
-    seen: list[str] = []
-    stream = engine.stream
-
-    def spy(prompt, *args, **kwargs):
-        seen.append(prompt)
-        return stream(prompt, *args, **kwargs)
-
-    monkeypatch.setattr(engine, "stream", spy)
-    return seen
-
-
 @contextmanager
 def _serving(app) -> Iterator[openai.OpenAI]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
+    server, thread, port = _start(app)
     try:
         yield openai.OpenAI(
             base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0, timeout=60
