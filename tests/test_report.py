@@ -205,3 +205,17 @@ def test_mcnemar_decides_completion_exact_match(tmp_path):
     # a significant loss goes to the base model
     task, em = run("loss", 1, 11)
     assert em.mcnemar_p < 0.05 and task.winner == "base"
+
+
+def test_loss_only_task_says_no_generations(tmp_path):
+    m = {"loss": 2.0, "perplexity": 7.39, "n": 30, "n_generated": 0}
+    t = {**m, "loss": 1.0, "perplexity": 2.72}
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "summary.json").write_text(
+        json.dumps({"model": "tiny", "tasks": {"commit": {"base": m, "tuned": t}}})
+    )
+    write_jsonl(tmp_path / "eval" / "commit" / "base.jsonl", _rows([2.0] * 30))
+    write_jsonl(tmp_path / "eval" / "commit" / "tuned.jsonl", _rows([1.0] * 30))
+    text = run_report(tmp_path).read_text()
+    assert "30 test examples); no generations." in text
+    assert "on 0 generations" not in text

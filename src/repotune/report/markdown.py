@@ -56,10 +56,15 @@ def _verdict(t: TaskResult) -> str:
             f"95% CI {loss.lo:.2f}–{loss.hi:.2f}{favours}).{mixed}"
         )
     base, tuned = t.summary["base"], t.summary["tuned"]
-    return (
+    line = (
         f"- `{t.task}`: {_word(loss.winner)} on held-out loss: {_fmt(tuned['loss'])} vs "
         f"{_fmt(base['loss'])} (tuned/base {loss.effect:.2f}, 95% CI {loss.lo:.2f}–{loss.hi:.2f}, "
-        f"{base['n']} test examples); "
+        f"{base['n']} test examples)"
+    )
+    if not tuned.get("n_generated"):  # scored on loss only (evaluate.generate_examples=0)
+        return f"{line}; no generations.{mixed}"
+    return (
+        f"{line}; "
         f"exact match {_fmt(tuned.get('exact_match'), 2)} vs {_fmt(base.get('exact_match'), 2)} "
         f"on {tuned.get('n_generated', 0)} generations ({tuned.get('decoding', 'greedy')}).{mixed}"
     )
