@@ -2,7 +2,9 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 from gitrepo import git
 
 
@@ -53,3 +55,23 @@ def test_help_has_an_example():
     res = _repotune("train", "--help")
     assert res.returncode == 0
     assert "Example: repotune train" in res.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["nosuchcmd"], "No such command 'nosuchcmd'"),
+        (["mine", "--nosuch"], "No such option: --nosuch"),
+        (["train", "--out"], "Option '--out' requires an argument"),
+        (["run", "A", "B"], "unexpected extra argument"),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_code_2(args, says):
+    """Whichever click typer brings (0.29 vendors its own): the usage hint, one error line,
+    exit code 2, no traceback. The installed console script, as a user runs it."""
+    exe = Path(sys.executable).with_name("repotune")
+    res = subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("Error:")]
+    assert len(errors) == 1 and says in errors[0], res.stderr

@@ -628,15 +628,33 @@ def main() -> None:
     except SystemExit:
         raise
     except Exception as err:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(err, click.exceptions.ClickException):
+        usage, abort = _click_errors()
+        if isinstance(err, usage):
             err.show()
             sys.exit(err.exit_code)
-        if isinstance(err, click.exceptions.Abort):
+        if isinstance(err, abort):
             _say("aborted")
             sys.exit(130)
         raise
+
+
+def _click_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """(ClickException, Abort) classes of click and of the click typer vendors: typer 0.29
+    raises `typer._click` exceptions and `typer.Abort`, which are not `click`'s, so a mistyped
+    command printed a traceback."""
+    import click
+
+    usage: list[type] = [click.ClickException]
+    abort: list[type] = [click.Abort]
+    try:
+        from typer._click.exceptions import ClickException
+        from typer.exceptions import Abort
+    except ImportError:  # a typer that uses click itself
+        pass
+    else:
+        usage.append(ClickException)
+        abort.append(Abort)
+    return tuple(usage), tuple(abort)
 
 
 if __name__ == "__main__":
