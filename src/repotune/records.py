@@ -3,8 +3,17 @@ without a schema library, and so another tool can produce them by hand."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+_SPACES = re.compile(r"\s+")
+
+
+def squash_spaces(text: str) -> str:
+    """Whitespace runs as one space, none at the ends: texts that differ only in spacing are
+    the same example (build's leak checks) and the same answer (completion exact match)."""
+    return _SPACES.sub(" ", text).strip()
 
 
 def is_changed_line(line: str) -> bool:

@@ -11,7 +11,6 @@ The retrieval rows answer a seeded sub-sample of the same rows when
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from rapidfuzz.distance import Levenshtein
@@ -21,8 +20,8 @@ from repotune.config import EvaluateConfig
 from repotune.evaluate.metrics import completion_nll, loss_summary
 from repotune.evaluate.paired import compare
 from repotune.infer.generate import generate
+from repotune.records import squash_spaces
 
-_SPACE = re.compile(r"\s+")
 DECODING = "greedy, to the end of the line or block"
 # (second, first): each comparison asks whether `second` beats `first`.
 COMPARISONS = (
@@ -34,13 +33,8 @@ COMPARISONS = (
 )
 
 
-def squash(text: str) -> str:
-    """Whitespace runs as one space, none at the ends: the exact-match normal form."""
-    return _SPACE.sub(" ", text).strip()
-
-
 def completion_scores(prediction: str, reference: str) -> dict[str, float | bool]:
-    a, b = squash(prediction), squash(reference)
+    a, b = squash_spaces(prediction), squash_spaces(reference)
     return {"exact_match": a == b, "edit_similarity": Levenshtein.normalized_similarity(a, b)}
 
 

@@ -29,16 +29,10 @@ from repotune.code.languages import is_code
 from repotune.config import BuildConfig, CompleteTaskConfig
 from repotune.infer.retrieval import Index, context_block, query_of, windows
 from repotune.models.fim import FimTokens, completion_prompt
-from repotune.records import Commit, FileChange
+from repotune.records import Commit, FileChange, squash_spaces
 
 # Code tokens as the paper counts them: identifiers/numbers, and single punctuation marks.
 _TOKEN = re.compile(r"\w+|[^\w\s]")
-_SPACE = re.compile(r"\s+")
-
-
-def target_key(text: str) -> str:
-    """A target compared whitespace-insensitively (the exact-match rule)."""
-    return _SPACE.sub(" ", text).strip()
 
 
 def added_lines(change: FileChange, lines: list[str]) -> list[int]:
@@ -140,7 +134,7 @@ def complete_examples(
             prefix = head + lines[hole.first][: hole.col]
             target = "\n".join(lines[hole.first : hole.last + 1])[hole.col :] + "\n"
             suffix = "\n".join(lines[hole.last + 1 :])
-            if not target_key(target):
+            if not squash_spaces(target):
                 continue
             kw = dict(
                 max_prefix_chars=cc.max_prefix_chars,
@@ -183,10 +177,10 @@ def finish_splits(
 ) -> None:
     """Train rows whose target is also a val/test target are dropped (the paper removes
     duplicates of test items from training); train rows take their FIM form."""
-    held = {target_key(r["completion"]) for name in ("val", "test") for r in splits[name]}
+    held = {squash_spaces(r["completion"]) for name in ("val", "test") for r in splits[name]}
     kept = []
     for row in splits["train"]:
-        if target_key(row["completion"]) in held:
+        if squash_spaces(row["completion"]) in held:
             dropped["train_target_also_held_out"] += 1
             continue
         train_prompt = row["meta"].pop("train_prompt", None)

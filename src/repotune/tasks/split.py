@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import random
-import re
 from collections.abc import Sequence
+
+from repotune.records import squash_spaces
 
 SPLITS = ("train", "val", "test")
 
@@ -71,14 +72,9 @@ def split_shuffled(n: int, fractions: tuple[float, float, float], seed: int = 0)
     return ranked
 
 
-_SPACE = re.compile(r"\s+")
-
-
 def _key(row: dict) -> str:
     """Rows that differ only in whitespace are the same example."""
-    text = (
-        _SPACE.sub(" ", row["prompt"]).strip() + "\x00" + _SPACE.sub(" ", row["completion"]).strip()
-    )
+    text = squash_spaces(row["prompt"]) + "\x00" + squash_spaces(row["completion"])
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
