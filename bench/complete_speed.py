@@ -31,7 +31,7 @@ def main() -> None:
 
     from repotune.config import EvaluateConfig
     from repotune.evaluate.completion import _answers
-    from repotune.evaluate.run import _generation_sample
+    from repotune.evaluate.sample import spread_sample
     from repotune.models.load import load_model, load_tokenizer
     from repotune.models.registry import resolve_model
     from repotune.tasks import load_split
@@ -41,7 +41,7 @@ def main() -> None:
     if not (adapter / "adapter_config.json").is_file():
         sys.exit(f"no adapter in {args.run}: run `repotune run` with the complete task first")
     rows = load_split(args.run, "complete", "test")
-    rows = [rows[i] for i in _generation_sample(rows, args.n, seed=3)]
+    rows = [rows[i] for i in spread_sample(rows, args.n, seed=3)]
     prompts = [r["prompt"] for r in rows]
     refs = [r["completion"] for r in rows]
     cfg = EvaluateConfig(batch_size=args.batch_size, max_new_tokens=128)

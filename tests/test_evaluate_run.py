@@ -76,12 +76,12 @@ def test_generations_follow_the_diff_grammar_only_when_it_fits_the_run(tmp_path,
 
 
 def test_samples_spread_over_commits():
-    from repotune.evaluate.run import _generation_sample
+    from repotune.evaluate.sample import spread_sample
 
     rows = [{"id": f"big:a.py:{i}", "meta": {"sha": "big"}} for i in range(10)]
     rows += [{"id": "one:b.py:0", "meta": {"sha": "one"}}, {"id": "two:c.py:0"}]  # id only
-    picked = _generation_sample(rows, 4)
+    picked = spread_sample(rows, 4)
     assert picked == sorted(picked) and len(set(picked)) == 4
     assert {10, 11} <= set(picked)  # each small commit before a second row of the big one
-    assert picked == _generation_sample(rows, 4)  # fixed: base and tuned see the same rows
-    assert _generation_sample(rows, 50) == list(range(12))
+    assert picked == spread_sample(rows, 4)  # fixed: base and tuned see the same rows
+    assert spread_sample(rows, 50) == list(range(12))

@@ -19,6 +19,7 @@ from rich.progress import Progress
 from repotune.config import EvaluateConfig
 from repotune.evaluate.metrics import completion_nll, loss_summary
 from repotune.evaluate.paired import compare
+from repotune.evaluate.sample import spread_sample
 from repotune.infer.generate import generate
 from repotune.records import squash_spaces
 
@@ -47,10 +48,8 @@ def retrieval_sample(rows: list[dict], n: int) -> list[int]:
     """Indices of up to `n` rows that carry a retrieval prompt, a seeded sample spread over
     commits like the generation sample (the first `n` rows in file order would be the oldest
     commits' only)."""
-    from repotune.evaluate.run import _generation_sample
-
     have = [i for i, r in enumerate(rows) if r["meta"].get("retrieval_prompt")]
-    return [have[j] for j in _generation_sample([rows[i] for i in have], n, seed=4)]
+    return [have[j] for j in spread_sample([rows[i] for i in have], n, seed=4)]
 
 
 def loss_rows(rows: list[dict], cap: int | None) -> list[int]:
@@ -58,9 +57,7 @@ def loss_rows(rows: list[dict], cap: int | None) -> list[int]:
     commits (the loss interval needs far fewer rows than exact match does)."""
     if cap is None or cap >= len(rows):
         return list(range(len(rows)))
-    from repotune.evaluate.run import _generation_sample
-
-    return _generation_sample(rows, cap, seed=5)
+    return spread_sample(rows, cap, seed=5)
 
 
 def _answers(model, tokenizer, prompts, refs, cfg, max_prompt_tokens, advance) -> list[str]:

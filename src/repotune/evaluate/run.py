@@ -7,7 +7,6 @@ adapter. Per-row results go to eval/<task>/<model>.jsonl so a report can bootstr
 from __future__ import annotations
 
 import json
-import random
 import re
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from repotune.evaluate.metrics import (
     exact_match,
     loss_summary,
 )
+from repotune.evaluate.sample import spread_sample
 from repotune.fsutil import write_json, write_jsonl
 from repotune.infer.generate import generate
 from repotune.infer.grammar import diff_regex
@@ -30,32 +30,6 @@ from repotune.models.load import load_model, load_tokenizer
 from repotune.models.registry import resolve_model
 from repotune.tasks import load_split
 from repotune.tasks.commit import old_side
-
-
-def _generation_sample(rows: list[dict], n: int, seed: int = 0) -> list[int]:
-    """Indices of up to n rows, a fixed sample so base and tuned answer the same prompts.
-
-    Spread over commits: one row of each commit in a shuffled order, then a second of each,
-    and so on. Rows of one commit are alike (requests' "Add inline types" gave 15 hunks of
-    one kind), and a sample by row let one commit fill a quarter of it and made bootstrap
-    intervals too narrow."""
-    rng = random.Random(seed)
-    by_commit: dict[str, list[int]] = {}
-    for i, row in enumerate(rows):
-        by_commit.setdefault(_commit_of(row), []).append(i)
-    groups = list(by_commit.values())
-    rng.shuffle(groups)
-    for group in groups:
-        rng.shuffle(group)
-    picked: list[int] = []
-    for depth in range(max((len(g) for g in groups), default=0)):
-        picked += [g[depth] for g in groups if depth < len(g)]
-    return sorted(picked[:n])
-
-
-def _commit_of(row: dict) -> str:
-    meta = row.get("meta") or {}
-    return str(meta.get("sha") or str(row.get("id", "")).split(":", 1)[0])
 
 
 def _old_sides(run_dir: Path, rows: list[dict], build: BuildConfig) -> list | None:
@@ -68,7 +42,7 @@ def _old_sides(run_dir: Path, rows: list[dict], build: BuildConfig) -> list | No
     if not (run_dir / "datasets" / "commit" / "train.jsonl").is_file():
         return None
     train = load_split(run_dir, "commit", "train")
-    sample = [train[i] for i in _generation_sample(train, 50, seed=2)]
+    sample = [train[i] for i in spread_sample(train, 50, seed=2)]
     fits = 0
     for r in sample:
         old = old_side(r["prompt"], build)
@@ -148,7 +122,7 @@ def _eval_complete(run_dir, model_path, tuned, tokenizer, model_cfg, cfg, max_le
     rows = load_split(run_dir, "complete", "test")
     if not rows:
         raise UserError("the complete test split is empty: mine more commits")
-    rows = [rows[i] for i in _generation_sample(rows, cfg.complete_examples, seed=3)]
+    rows = [rows[i] for i in spread_sample(rows, cfg.complete_examples, seed=3)]
     retrieval_idx = retrieval_sample(rows, cfg.retrieval_examples)
     result: dict = {}
     per_row: dict[str, list[dict]] = {}
@@ -194,10 +168,10 @@ def run_evaluate(
             continue
         rows = load_split(run_dir, task, "test")
         if cfg.max_examples is not None:
-            rows = [rows[i] for i in _generation_sample(rows, cfg.max_examples, seed=1)]
+            rows = [rows[i] for i in spread_sample(rows, cfg.max_examples, seed=1)]
         if not rows:
             raise UserError(f"the {task} test split is empty: mine more commits")
-        gen_idx = _generation_sample(rows, cfg.generate_examples)
+        gen_idx = spread_sample(rows, cfg.generate_examples)
         diffs = None
         if task == "commit" and cfg.constrain_diffs and build is not None:
             diffs = _old_sides(run_dir, [rows[i] for i in gen_idx], build)
