@@ -16,7 +16,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 
 from repotune.infer.backtrack import DiffDecoder
 from repotune.models.encode import encode_prompt, left_pad
-from repotune.models.vocab import vocab_texts
+from repotune.models.vocab import newline_ids
 
 
 def left_padded(
@@ -32,7 +32,7 @@ class LineStop(StoppingCriteria):
 
     def __init__(self, tokenizer: Any, width: int, lines: list[int]):
         self.tokenizer, self.width, self.lines = tokenizer, width, lines
-        self.newlines = {i for i, text in enumerate(vocab_texts(tokenizer)) if "\n" in text}
+        self.newlines = newline_ids(tokenizer)
 
     def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
         new = input_ids[:, self.width :].tolist()

@@ -32,3 +32,15 @@ def vocab_texts(tokenizer: Any) -> list[str]:
         ids = list(range(len(tokenizer)))
         _TEXTS[key] = [piece_text(p) for p in tokenizer.convert_ids_to_tokens(ids)]
     return _TEXTS[key]
+
+
+_NEWLINES: dict[tuple[str, int], frozenset[int]] = {}
+
+
+def newline_ids(tokenizer: Any) -> frozenset[int]:
+    """Ids of the tokens whose text holds a newline (where a line can end); cached per
+    tokenizer like `vocab_texts`, since a generate call per batch asks for it."""
+    key = tokenizer_key(tokenizer)
+    if key not in _NEWLINES:
+        _NEWLINES[key] = frozenset(i for i, t in enumerate(vocab_texts(tokenizer)) if "\n" in t)
+    return _NEWLINES[key]
