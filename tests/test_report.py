@@ -27,6 +27,16 @@ def test_ratio_ci_straddles_one_when_noisy():
     assert lo < 1.0 < hi
 
 
+def _loss_halved_run(run, base: dict, tuned: dict) -> None:
+    """A `commit` evaluation of 30 rows where the tuned loss is half the base's."""
+    (run / "eval").mkdir()
+    (run / "eval" / "summary.json").write_text(
+        json.dumps({"model": "tiny", "tasks": {"commit": {"base": base, "tuned": tuned}}})
+    )
+    write_jsonl(run / "eval" / "commit" / "base.jsonl", _rows([2.0] * 30))
+    write_jsonl(run / "eval" / "commit" / "tuned.jsonl", _rows([1.0] * 30))
+
+
 def test_report_renders_verdict_and_table(tmp_path):
     m = {
         "loss": 2.0,
@@ -37,12 +47,7 @@ def test_report_renders_verdict_and_table(tmp_path):
         "n_generated": 4,
     }
     t = {**m, "loss": 1.0, "perplexity": 2.72, "exact_match": 0.25}
-    (tmp_path / "eval").mkdir()
-    (tmp_path / "eval" / "summary.json").write_text(
-        json.dumps({"model": "tiny", "tasks": {"commit": {"base": m, "tuned": t}}})
-    )
-    write_jsonl(tmp_path / "eval" / "commit" / "base.jsonl", _rows([2.0] * 30))
-    write_jsonl(tmp_path / "eval" / "commit" / "tuned.jsonl", _rows([1.0] * 30))
+    _loss_halved_run(tmp_path, m, t)
     text = run_report(tmp_path).read_text()
     assert "tuned wins" in text
     assert "| tuned | 1.000 | 2.72 | 0.250 |" in text
@@ -210,12 +215,7 @@ def test_mcnemar_decides_completion_exact_match(tmp_path):
 def test_loss_only_task_says_no_generations(tmp_path):
     m = {"loss": 2.0, "perplexity": 7.39, "n": 30, "n_generated": 0}
     t = {**m, "loss": 1.0, "perplexity": 2.72}
-    (tmp_path / "eval").mkdir()
-    (tmp_path / "eval" / "summary.json").write_text(
-        json.dumps({"model": "tiny", "tasks": {"commit": {"base": m, "tuned": t}}})
-    )
-    write_jsonl(tmp_path / "eval" / "commit" / "base.jsonl", _rows([2.0] * 30))
-    write_jsonl(tmp_path / "eval" / "commit" / "tuned.jsonl", _rows([1.0] * 30))
+    _loss_halved_run(tmp_path, m, t)
     text = run_report(tmp_path).read_text()
     assert "30 test examples); no generations." in text
     assert "on 0 generations" not in text
