@@ -17,7 +17,8 @@ def _rows(n):
 def test_full_fine_tune_is_evaluated_from_merged_and_other_sections_are_kept(tmp_path, tiny_model):
     write_jsonl(tmp_path / "datasets" / "commit" / "test.jsonl", _rows(5))
     shutil.copytree(tiny_model, tmp_path / "merged")  # same weights as the base
-    write_json(tmp_path / "eval" / "summary.json", {"bugs": {"plausible": 1}})
+    earlier = {"complete": {"base": {"n": 3}}}  # a task evaluated before: it must stay
+    write_json(tmp_path / "eval" / "summary.json", {"bugs": {"plausible": 1}, "tasks": earlier})
     cfg = EvaluateConfig(generate_examples=2, max_new_tokens=4)
     summary = run_evaluate(tmp_path, ModelConfig(name=tiny_model, dtype="float32"), cfg, 128)
     commit = summary["tasks"]["commit"]
@@ -25,6 +26,7 @@ def test_full_fine_tune_is_evaluated_from_merged_and_other_sections_are_kept(tmp
     assert abs(commit["base"]["loss"] - commit["tuned"]["loss"]) < 1e-5
     on_disk = json.loads((tmp_path / "eval" / "summary.json").read_text())
     assert on_disk["bugs"] == {"plausible": 1} and "commit" in on_disk["tasks"]
+    assert on_disk["tasks"]["complete"] == earlier["complete"]
 
 
 def _diff_rows(n, start=0, context=""):

@@ -37,11 +37,17 @@ def test_side_by_side_answers_with_tests(tmp_path, monkeypatch):
         page = run_questions(
             tmp_path / "run", qfile, ["openai-completions:a"], RunConfig(), say=lambda s: None
         )
-    text = page.read_text()
+        text = page.read_text()
+        run_questions(  # a second model, run later, sits beside the first in the summary
+            tmp_path / "run", qfile, ["openai-completions:b"], RunConfig(), say=lambda s: None
+        )
     assert "## double" in text and "**openai-completions:a** (tests pass)" in text
     assert "(no tests)" in text
-    summary = json.loads((tmp_path / "run" / "eval" / "summary.json").read_text())
-    assert summary["questions"]["models"]["openai-completions:a"] == {"passed": 1, "with_tests": 1}
+    models = json.loads((tmp_path / "run" / "eval" / "summary.json").read_text())["questions"][
+        "models"
+    ]
+    entry = {"passed": 1, "with_tests": 1, "n_questions": 2, "file": str(qfile)}
+    assert models == {"openai-completions:a": entry, "openai-completions:b": entry}
 
 
 def test_question_file_errors(tmp_path):

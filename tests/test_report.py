@@ -219,3 +219,39 @@ def test_loss_only_task_says_no_generations(tmp_path):
     text = run_report(tmp_path).read_text()
     assert "30 test examples); no generations." in text
     assert "on 0 generations" not in text
+
+
+def test_bug_sections_from_separate_runs_keep_every_model(tmp_path):
+    """`evaluate --bugs -m base` then `-m tuned`: the second run once replaced the section, so
+    base vanished and no pair was left to compare. Both stay, per model and per bug."""
+    from repotune.evaluate.compare import update_summary
+
+    bugs = [f"b{i}" for i in range(12)]
+
+    def section(model: str, fixed: int) -> dict:
+        return {
+            "manifest": "bugs.yaml",
+            "n_bugs": len(bugs),
+            "models": {model: {"plausible@1": fixed / len(bugs), "n_bugs": len(bugs)}},
+            "per_bug": {
+                b: {"models": {model: {"n": 1, "c": int(i < fixed), "fixed_turn": None}}}
+                for i, b in enumerate(bugs)
+            },
+        }
+
+    update_summary(tmp_path, "bugs", section("base", 1))
+    update_summary(tmp_path, "bugs", section("tuned", 11))
+    update_summary(tmp_path, "humaneval", {"n_problems": 1, "models": {"x": {"pass@1": 1.0}}})
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert set(summary["bugs"]["models"]) == {"base", "tuned"}
+    assert summary["bugs"]["per_bug"]["b5"]["models"] == {
+        "base": {"n": 1, "c": 0, "fixed_turn": None},
+        "tuned": {"n": 1, "c": 1, "fixed_turn": None},
+    }
+    update_summary(tmp_path, "bugs", section("tuned", 12))  # a re-run replaces its own entry
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert summary["bugs"]["models"]["tuned"]["plausible@1"] == 1.0
+    assert summary["bugs"]["models"]["base"]["plausible@1"] == pytest.approx(1 / 12)
+    (bench, _) = collect(tmp_path).benchmarks
+    assert bench.task == "bugs" and bench.n == 12 and bench.size == "12 bugs"
+    assert bench.metrics[0].n == 12 and bench.winner == "tuned"

@@ -59,7 +59,8 @@ def file_label(label: str) -> str:
 
 
 def update_summary(run_dir: Path, section: str, data: dict) -> dict:
-    """Set one section of eval/summary.json, keeping the others."""
+    """Merge one section into eval/summary.json, keeping the other sections and, within this
+    one, every model an earlier run scored (see `merge_section`)."""
     path = run_dir / "eval" / "summary.json"
     summary: dict = {}
     if path.is_file():
@@ -68,6 +69,27 @@ def update_summary(run_dir: Path, section: str, data: dict) -> dict:
         except json.JSONDecodeError:
             summary = {}
     summary.setdefault("tasks", {})
-    summary[section] = data
+    previous = summary.get(section)
+    summary[section] = merge_section(previous, data) if isinstance(previous, dict) else data
     write_json(path, summary)
     return summary
+
+
+def merge_section(old: dict, new: dict) -> dict:
+    """`new`'s fields win, but a `models` map keeps the models only `old` has, here and in
+    per-item maps (`per_bug`): one `evaluate -m other` run must not erase the base and tuned
+    scores already there. Each model's entry carries its own item count (`n_problems`,
+    `n_bugs`), so an entry from an earlier run on another subset stays labelled."""
+    out = {**old, **new}
+    for key, value in new.items():
+        prev = old.get(key)
+        if not (isinstance(value, dict) and isinstance(prev, dict)):
+            continue
+        if key == "models":
+            out[key] = {**prev, **value}
+        elif key == "per_bug":
+            out[key] = {
+                item: merge_section(prev.get(item) or {}, value.get(item) or {})
+                for item in {**prev, **value}
+            }
+    return out

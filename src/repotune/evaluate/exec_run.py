@@ -215,14 +215,20 @@ def run_humaneval(
     problems = he.load_problems(ex.humaneval_limit)
     ks = sorted({1, 10, 100, *ex.k})
     workers = ex.workers or os.cpu_count() or 1
-    section: dict = {"n_problems": len(problems), "models": {}}
+    section: dict = {
+        "n_problems": len(problems),
+        "n_dataset": len(he.load_problems()),
+        "models": {},
+    }
+    # A samples file is checked before the sandbox starts: a partial one fails in one line.
+    given = None
+    if samples_path is not None:
+        given = (Path(samples_path).stem, he.read_samples(samples_path, problems))
     with make_sandbox(ex, [run_dir]) as sandbox:
         section["sandbox"] = sandbox_line(sandbox)
         say(f"sandbox: {section['sandbox']}")
-        if samples_path is not None:
-            samples = read_jsonl(samples_path)
-            problems = he.load_problems(task_ids=dict.fromkeys(s["task_id"] for s in samples))
-            runs = [(Path(samples_path).stem, samples)]
+        if given is not None:
+            runs = [given]
         else:
             runs = []
             n = ex.humaneval_samples
@@ -264,7 +270,11 @@ def run_humaneval(
                 )
             write_jsonl(out_dir / f"{file_label(label)}_samples.jsonl_results.jsonl", results)
             scores = he.pass_at_k(results, ks)
-            section["models"][label] = {**scores, "outcomes": he.outcome_counts(results)}
+            section["models"][label] = {
+                **scores,
+                "n_problems": len(problems),
+                "outcomes": he.outcome_counts(results),
+            }
             say(f"{label}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
     update_summary(run_dir, "humaneval", section)
     return section
@@ -307,6 +317,8 @@ def run_questions(
                 m: {
                     "passed": sum(r["passed"] is True for r in rows),
                     "with_tests": sum(r["passed"] is not None for r in rows),
+                    "n_questions": len(rows),
+                    "file": str(questions_path),
                 }
                 for m, rows in answers.items()
             },

