@@ -1,16 +1,32 @@
 # `make quickstart`: set up .venv and fine-tune the embedded default model on this repository.
 # `make test`: set up .venv and run the linter and the test-suite.
+# `make lock`: re-resolve requirements.lock from pyproject.toml (see README.md).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+LOCK := requirements.lock
+# e.g. `make lock LOCK_FLAGS=--upgrade`, or LOCK_FLAGS="--upgrade-package typer"
+LOCK_FLAGS ?=
 
-.PHONY: quickstart test lint clean chromium
+.PHONY: quickstart test lint clean chromium lock
 
-$(VENV)/.installed: pyproject.toml
+# Every package at the version requirements.lock pins, the versions the tests passed with:
+# a fresh machine gets no newer release than they did. torch==2.13.0 there is met by the CPU
+# build of that release where the machine has its file.
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check torch==2.13.0
-	$(BIN)/pip install -q --disable-pip-version-check -e ".[dev]"
+	$(BIN)/pip install -q --disable-pip-version-check -c $(LOCK) -e ".[dev]"
 	touch $@
+
+# For Python 3.11 on linux x86_64, whatever machine runs it. uv keeps every pin that still fits
+# pyproject.toml; uv alone is installed first, so a pyproject.toml the old lock no longer fits
+# still gets resolved.
+lock:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -c $(LOCK) uv
+	$(BIN)/uv pip compile -q pyproject.toml --extra dev --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" \
+		$(LOCK_FLAGS) -o $(LOCK)
 
 quickstart: $(VENV)/.installed
 	$(BIN)/repotune run . --out runs/quickstart -c configs/quickstart.yaml
