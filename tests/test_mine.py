@@ -394,3 +394,4 @@ def test_run_mine(tmp_path: Path, history: tuple[GitRepo, dict[str, str]]) -> No
     assert stats["files_kept"] == sum(len(c.files) for c in commits)
     assert stats["languages"]["python"] >= 4
     assert stats["files_without_text"]["binary"] == 2
+    assert stats["renames"]["threshold"] == 50 and stats["renames"]["by"].startswith("libgit2")

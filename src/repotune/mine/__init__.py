@@ -21,7 +21,7 @@ from typing import Any
 
 from repotune.config import MineConfig
 from repotune.fsutil import write_json
-from repotune.mine.history import mine_commits
+from repotune.mine.history import mine_commits, rename_measure
 from repotune.mine.merge import Dedup, join_parts
 from repotune.mine.select import open_repo, select_commits
 from repotune.mine.shards import (
@@ -106,6 +106,7 @@ def mine_into(
         **written,
         "considered": len(selection.shas),
         "shallow": selection.shallow,
+        "renames": rename_measure(cfg),  # libgit2's pairing, which is not always git's
         "workers": min(workers, max(len(tasks), 1)),
         "shards": len(tasks),
         "seconds": round(seconds, 3),
