@@ -76,7 +76,7 @@ def rename_measure(cfg: MineConfig) -> dict[str, Any]:
     """How renames were paired, for mine_stats.json. libgit2 scores a pair by its sampled
     line-hash signature (leading whitespace ignored); git by the bytes of 64-byte-or-line
     chunks the new file keeps. Both cut at 50, yet near it they can decide a pair differently
-    (8 of 2,146 commits on pallets/click), and pygit2 takes no other measure, so the row's
+    (8 of 2,145 commits on pallets/click), and pygit2 takes no other measure, so the row's
     pairing is libgit2's, and this says so."""
     return {
         "by": f"libgit2 {pygit2.LIBGIT2_VERSION}",
