@@ -21,6 +21,34 @@ def test_yaml_and_overrides(tmp_path):
     assert cfg.model.name == "foo/bar"
 
 
+def test_words_yaml_1_1_reads_as_booleans_keep_their_meaning(tmp_path):
+    """`dedup: off` (docs/mining.md) was read as false by YAML and rejected, in a file and in
+    `--set` alike; bool fields still take on/off/yes/no, and a string stays a string."""
+    p = tmp_path / "c.yaml"
+    p.write_text(
+        "mine:\n  dedup: off\n  include_merges: yes\n  scrub_secrets: off\n"
+        "  author_salt: no\n  ref: on\n"
+    )
+    cfg = load_config(p)
+    assert cfg.mine.dedup == "off"
+    assert cfg.mine.include_merges is True and cfg.mine.scrub_secrets is False
+    assert (cfg.mine.author_salt, cfg.mine.ref) == ("no", "on")
+    cfg = load_config(overrides=["mine.dedup=off", "mine.hash_authors=on", "mine.ref=no"])
+    assert (cfg.mine.dedup, cfg.mine.hash_authors, cfg.mine.ref) == ("off", True, "no")
+    cfg = load_config(overrides=["mine.hash_authors=true", "mine.include_merges=False"])
+    assert cfg.mine.hash_authors is True and cfg.mine.include_merges is False
+    with pytest.raises(UserError, match=r"'mine.dedup'"):
+        load_config(overrides=["mine.dedup=false"])  # a boolean is still not a dedup mode
+
+
+def test_a_dumped_config_reads_back_the_same(tmp_path):
+    from repotune.config import dump_config
+
+    cfg = load_config(overrides=["mine.dedup=off", "mine.author_salt=yes"])
+    dump_config(cfg, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == cfg
+
+
 @pytest.mark.parametrize(
     "text, field",
     [

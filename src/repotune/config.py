@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import math
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -523,6 +524,28 @@ def _first_error(err: ValidationError, source: str) -> UserError:
     return UserError(f"{source}: invalid field '{where}': {msg}{more}")
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's booleans: only true/false (any case PyYAML takes).
+    YAML 1.1 also reads on/off/yes/no as booleans, so `dedup: off` arrived as False and was
+    rejected; now it stays the string "off", and bool fields still take "off" or "yes", which
+    pydantic converts itself."""
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def yaml_load(text: str) -> Any:
+    """A config's YAML: `off`, `on`, `yes` and `no` are strings (see `_Loader`)."""
+    return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
+
+
 def _set_path(data: dict[str, Any], dotted: str, raw: str) -> None:
     keys = dotted.split(".")
     node = data
@@ -531,7 +554,7 @@ def _set_path(data: dict[str, Any], dotted: str, raw: str) -> None:
         if not isinstance(node, dict):
             raise UserError(f"--set {dotted}: '{k}' is not a section")
     try:
-        node[keys[-1]] = yaml.safe_load(raw) if raw != "" else None
+        node[keys[-1]] = yaml_load(raw) if raw != "" else None
     except yaml.YAMLError:
         raise UserError(f"--set {dotted}: the value is not valid YAML") from None
 
@@ -546,7 +569,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not p.is_file():
             raise UserError(f"config file not found: {p}")
         try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+            loaded = yaml_load(p.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = f" at line {mark.line + 1}" if mark else ""
