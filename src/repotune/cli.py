@@ -355,10 +355,19 @@ def bugs_mine(
     max_bugs: Annotated[int | None, typer.Option(min=1)] = None,
     max_span: Annotated[int, typer.Option(min=1, help="longest buggy chunk, in lines")] = 10,
     pattern: Annotated[str | None, typer.Option(help="regex a fix message matches")] = None,
+    ignore_deprecations: Annotated[
+        bool,
+        typer.Option(
+            "--ignore-deprecations/--keep-deprecations",
+            help="ignore deprecation warnings in pytest runs, so a project's filterwarnings = "
+            "error does not fail old commits under today's pytest at collection",
+        ),
+    ] = True,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
-    """Turn bug-fix commits whose tests fail before the fix and pass after into a manifest.
+    """Turn bug-fix commits whose tests fail before the fix and pass after into a manifest,
+    and report the funnel (why each other commit dropped out) beside it in OUT.stats.json.
 
     Example: repotune bugs mine ~/src/myproject --test-command "python -m pytest -x -q"
     """
@@ -378,6 +387,7 @@ def bugs_mine(
         max_bugs=max_bugs,
         max_span=max_span,
         pattern=pattern,
+        ignore_deprecations=ignore_deprecations,
     )
     _say(f"{len(kept)} bugs -> {output}")
 

@@ -5,6 +5,7 @@ the sandbox, run, write files, return what the CLI prints."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from repotune.evaluate import bugtable
 from repotune.evaluate.manifest import Bug, load_bugs, save_bugs
 from repotune.evaluate.sandbox import Limits, Sandbox, describe, isolation
 from repotune.evaluate.validate import OutcomeCache, Validator
-from repotune.fsutil import read_jsonl, write_jsonl
+from repotune.fsutil import read_jsonl, write_json, write_jsonl
 
 Say = Callable[[str], None]
 
@@ -59,6 +60,16 @@ def _repos(bugs: list[Bug]) -> list[Path]:
     return sorted({Path(b.repo) for b in bugs})
 
 
+def _say_imports(validator: Validator, bugs: list[Bug], say: Say) -> None:
+    """Where the tests import each project from, when that needs saying (first bug per repo)."""
+    firsts = {}
+    for bug in bugs:
+        firsts.setdefault(bug.repo, bug)
+    for bug in firsts.values():
+        for line in validator.import_notes(bug.id):
+            say(line)
+
+
 # -- repotune validate --------------------------------------------------------------------------
 def run_validate(
     bugs_path: Path, patches_path: Path, out_path: Path, cfg: EvalExecConfig, say: Say
@@ -78,6 +89,7 @@ def run_validate(
     with make_sandbox(cfg, [*_repos(bugs), out_path.parent]) as sandbox:
         say(f"sandbox: {sandbox_line(sandbox)}")
         with _validator(bugs, cfg, sandbox) as validator, Progress(transient=True) as progress:
+            _say_imports(validator, bugs, say)
             bar = progress.add_task("validate", total=len(patches))
             jobs = [(p.get("id", p.get("example_id")), p["text"]) for p in patches]
             outcomes = validator.validate(jobs, on_done=lambda k: progress.advance(bar, k))
@@ -108,6 +120,7 @@ def run_bugs_check(bugs_path: Path, cfg: EvalExecConfig, say: Say) -> tuple[str,
     with make_sandbox(cfg, _repos(bugs)) as sandbox:
         say(f"sandbox: {sandbox_line(sandbox)}")
         with _validator(bugs, cfg, sandbox) as validator:
+            _say_imports(validator, bugs, say)
             jobs = []
             for b in bugs:
                 jobs += [(b.id, b.fix or ""), (b.id, validator.buggy_span(b.id))]
@@ -135,9 +148,20 @@ def run_bugs_mine(
     max_bugs: int | None = None,
     max_span: int = 10,
     pattern: str | None = None,
+    ignore_deprecations: bool = True,
 ) -> list[Bug]:
-    from repotune.evaluate.bugs import FIX_PATTERN, candidate_bugs, confirm_bugs
+    """Mine, confirm, write the manifest and the funnel beside it (OUT.stats.json)."""
+    from repotune.evaluate.bugs import (
+        FIX_PATTERN,
+        IGNORE_DEPRECATIONS,
+        Funnel,
+        candidate_bugs,
+        confirm_bugs,
+    )
 
+    start = time.monotonic()
+    funnel = Funnel(warnings_ignored=ignore_deprecations)
+    env = dict(IGNORE_DEPRECATIONS) if ignore_deprecations else {}
     found = candidate_bugs(
         repo,
         test_command,
@@ -147,20 +171,41 @@ def run_bugs_mine(
         max_commits,
         max_span,
         pattern or FIX_PATTERN,
+        env=env,
+        funnel=funnel,
     )
-    say(f"{len(found)} fix commits of the right shape; running their tests before and after")
+    say(f"{len(found)} fix commits of the right shape; running their tests after and before")
+    if env:
+        say(
+            "deprecation warnings are ignored in the tests (PYTEST_ADDOPTS, recorded in the "
+            "manifest): old commits under today's pytest would fail at collection "
+            "(--keep-deprecations to keep them)"
+        )
     with make_sandbox(cfg, [repo]) as sandbox:
         say(f"sandbox: {sandbox_line(sandbox)}")
         with Progress(transient=True) as progress:
-            bar = progress.add_task("check", total=2 * len(found))
+            bar = progress.add_task("check", total=len(found))
             kept = confirm_bugs(
                 found,
                 lambda bugs: _validator(bugs, cfg, sandbox),
                 max_bugs,
                 on_done=lambda k: progress.advance(bar, k),
+                funnel=funnel,
+                say=say,
             )
     save_bugs(out_path, kept)
+    stats = {**funnel.to_dict(), "seconds": round(time.monotonic() - start, 1)}
+    stats_path = _stats_path(out_path)
+    write_json(stats_path, stats)
+    for line in funnel.lines():
+        say(line)
+    say(f"funnel -> {stats_path}")
     return kept
+
+
+def _stats_path(manifest: Path) -> Path:
+    """bugs.jsonl -> bugs.stats.json, beside it."""
+    return manifest.with_name(manifest.name.removesuffix(".jsonl") + ".stats.json")
 
 
 # -- repotune evaluate --bugs / --humaneval / --questions ---------------------------------------

@@ -4,7 +4,9 @@ A bug names a project (`repo`, a folder or a git repository, optionally at `comm
 and the `span` of 1-based lines a candidate replaces, and the commands that set up, build and
 test the project. Two optional fields extend the issue's list: `buggy_commit` (take `file` from
 this commit, the rest from `commit`: how bugs mined from history keep the fix's new tests) and
-`fix` (the known-correct replacement of the span, used by `repotune bugs check`).
+`fix` (the known-correct replacement of the span, used by `repotune bugs check`), and `env`
+(variables every command of the bug gets: how `bugs mine` records the warning filter it ran
+with, so checks and evaluations run the bug as it was mined).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from repotune.fsutil import read_jsonl, write_jsonl
 
 _FIELDS = {
     "id", "repo", "commit", "buggy_commit", "file", "span", "context", "setup_command",
-    "build_command", "test_command", "timeout", "fix", "language", "meta",
+    "build_command", "test_command", "timeout", "fix", "language", "env", "meta",
 }  # fmt: skip
 
 
@@ -40,6 +42,7 @@ class Bug:
     timeout: float = 60.0
     fix: str | None = None
     language: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -74,6 +77,11 @@ def parse_bug(d: dict[str, Any], where: str, base: Path | None = None) -> Bug:
     timeout = d.get("timeout", 60.0)
     if not isinstance(timeout, int | float) or timeout <= 0:
         raise UserError(f"{where}: timeout must be a positive number of seconds")
+    env = d.get("env") or {}
+    if not isinstance(env, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in env.items()
+    ):
+        raise UserError(f"{where}: env must map variable names to strings")
     return Bug(
         id=str(d["id"]),
         repo=str(repo),
@@ -88,6 +96,7 @@ def parse_bug(d: dict[str, Any], where: str, base: Path | None = None) -> Bug:
         timeout=float(timeout),
         fix=d.get("fix"),
         language=d.get("language"),
+        env=dict(env),
         meta=dict(d.get("meta") or {}),
     )
 

@@ -1,8 +1,10 @@
 """Validate candidate patches by running each bug's build and tests on them, in the sandbox.
 
 Each bug's project is exported and set up once (a template folder); each candidate runs in a
-fresh copy of it. Identical candidates (after trimming trailing whitespace) run once, and
-outcomes are cached by (bug, project content, candidate) so a re-run only runs what is new.
+fresh copy of it. A Python project's import roots (`src/`, then the root) go first on
+PYTHONPATH, so its tests import that copy, not one installed in the environment (importpath.py).
+Identical candidates (after trimming trailing whitespace) run once, and outcomes are cached by
+(bug, project content, candidate) so a re-run only runs what is new.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from repotune.errors import UserError
+from repotune.evaluate.importpath import check_imports, import_roots, pythonpath_env
 from repotune.evaluate.manifest import (
     Bug,
     apply_candidate,
@@ -50,6 +53,7 @@ class _Prepared:
     original: str
     fingerprint: str
     error: str | None = None
+    roots: list[str] = field(default_factory=list)
 
 
 class OutcomeCache:
@@ -134,6 +138,16 @@ class Validator:
         """Why the bug's project could not be exported or set up, if it could not."""
         return self._prepare(self.bugs[bug_id]).error
 
+    def import_notes(self, bug_id: str) -> list[str]:
+        """What a probe finds about where the bug's tests import the project from (one line
+        each; nothing when all is as expected or the project is not Python)."""
+        bug = self.bugs[bug_id]
+        prep = self._prepare(bug)
+        if prep.error or prep.template is None or not prep.roots:
+            return []
+        env = self._env(bug, prep, prep.template)
+        return check_imports(self.sandbox, prep.template, prep.roots, env, bug.test_command)
+
     def buggy_span(self, bug_id: str) -> str:
         bug = self.bugs[bug_id]
         return span_text(self.original(bug_id), bug.span)
@@ -184,7 +198,8 @@ class Validator:
         prep = self._prepare(self.bugs[bug_id])
         norm = normalize_candidate(text)
         lim = self._limits(self.bugs[bug_id])
-        return hashlib.sha256(f"{prep.fingerprint}\0{lim}\0{norm}".encode()).hexdigest()
+        roots = ",".join(prep.roots)
+        return hashlib.sha256(f"{prep.fingerprint}\0{lim}\0{roots}\0{norm}".encode()).hexdigest()
 
     def _prepare(self, bug: Bug) -> _Prepared:
         """Export and set up the bug's project once; later candidates copy the result."""
@@ -198,9 +213,11 @@ class Validator:
                 prep.template = template
                 export_project(bug, template)
                 prep.original = (template / bug.file).read_text(encoding="utf-8")
+                prep.roots = import_roots(template)
                 self.sandbox.hand_over(template)
                 if bug.setup_command:
-                    res = self.sandbox.run(bug.setup_command, template, self._limits(bug))
+                    env = self._env(bug, prep, template)
+                    res = self.sandbox.run(bug.setup_command, template, self._limits(bug), env)
                     if not res.ok:
                         prep.error = _log("setup failed", bug.setup_command, res)
             except Exception as exc:  # noqa: BLE001 - a broken bug must not stop the others
@@ -212,6 +229,11 @@ class Validator:
                 prep.fingerprint = prep.fingerprint or f"broken:{bug.id}"
             self._prepared[bug.id] = prep
             return prep
+
+    @staticmethod
+    def _env(bug: Bug, prep: _Prepared, folder: Path) -> dict[str, str]:
+        """The bug's own variables win: a manifest may set PYTHONPATH itself."""
+        return {**pythonpath_env(folder, prep.roots), **bug.env}
 
     def _limits(self, bug: Bug) -> Limits:
         # The bug's own timeout; CPU seconds then follow it (see Limits).
@@ -240,15 +262,16 @@ class Validator:
             (work / bug.file).write_text(patched, encoding="utf-8")
             self.sandbox.hand_over(work)
             limits = self._limits(bug)
+            env = self._env(bug, prep, work)
             total = 0.0
             if bug.build_command:
-                res = self.sandbox.run(bug.build_command, work, limits)
+                res = self.sandbox.run(bug.build_command, work, limits, env)
                 total += res.seconds
                 if not res.ok:
                     return Outcome(
                         _failed(res, "compile_error"), _log("build", bug.build_command, res), total
                     )
-            res = self.sandbox.run(bug.test_command, work, limits)
+            res = self.sandbox.run(bug.test_command, work, limits, env)
             total += res.seconds
             if res.ok:
                 return Outcome("test_pass", _log("test", bug.test_command, res), total)
