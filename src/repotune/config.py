@@ -181,11 +181,16 @@ class RepairTaskConfig(_Section):
     max_output_tokens: int | None = Field(default=256, ge=1, description="model tokenizer")
     external: list[str] = Field(
         default_factory=list,
-        description="fix sets: JSONL of {path, before, after|diff}, or folders of .diff/.patch "
-        "files with their pre-images beside them",
+        description="fix sets: JSONL of {path, before, after|diff, label?}, or folders of "
+        ".diff/.patch files with their pre-images beside them",
     )
     external_split: Literal["hash", "train", "test"] = Field(
         default="hash", description="where external fixes go (hash: by id, like current code)"
+    )
+    show_label: bool = Field(
+        default=False,
+        description="show a fix's `label` (e.g. a CWE) as a comment line above the buggy code; "
+        "`evaluate --bugs` shows manifest labels the same way",
     )
 
     @field_validator("bugfix_pattern")

@@ -226,9 +226,14 @@ def run_bug_evaluation(
                 if (problem := validator.problem(bug.id)) is not None:
                     raise UserError(problem.splitlines()[0])
             static = _static_row(bugs, validator, sandbox) if ex.static_analysers else None
+            show = cfg.build.repair.show_label
+            if any(b.label for b in bugs):
+                how = "shown in" if show else "hidden from"
+                say(f"bug labels {how} the prompts (build.repair.show_label, as in training)")
             result = evaluate_repair(
-                bugs, who, validator, ex, run_dir / "eval" / "bugs", cfg.model.dtype, say
-            )
+                bugs, who, validator, ex, run_dir / "eval" / "bugs", cfg.model.dtype, say,
+                show_label=show,
+            )  # fmt: skip
     return write_bug_report(run_dir, bugs_path, bugs, result, static, ex, line)
 
 

@@ -6,7 +6,9 @@ test the project. Two optional fields extend the issue's list: `buggy_commit` (t
 this commit, the rest from `commit`: how bugs mined from history keep the fix's new tests) and
 `fix` (the known-correct replacement of the span, used by `repotune bugs check`), and `env`
 (variables every command of the bug gets: how `bugs mine` records the warning filter it ran
-with, so checks and evaluations run the bug as it was mined).
+with, so checks and evaluations run the bug as it was mined), and `label` (the bug's class,
+such as a CWE: `evaluate --bugs` reports per label, and shows it in the prompt when
+`build.repair.show_label` is on, as the training prompts did).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from repotune.fsutil import read_jsonl, write_jsonl
 
 _FIELDS = {
     "id", "repo", "commit", "buggy_commit", "file", "span", "context", "setup_command",
-    "build_command", "test_command", "timeout", "fix", "language", "env", "meta",
+    "build_command", "test_command", "timeout", "fix", "language", "env", "label", "meta",
 }  # fmt: skip
 
 
@@ -43,6 +45,7 @@ class Bug:
     fix: str | None = None
     language: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    label: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -82,6 +85,9 @@ def parse_bug(d: dict[str, Any], where: str, base: Path | None = None) -> Bug:
         isinstance(k, str) and isinstance(v, str) for k, v in env.items()
     ):
         raise UserError(f"{where}: env must map variable names to strings")
+    label = d.get("label")
+    if label is not None and not isinstance(label, str):
+        raise UserError(f'{where}: label must be text, such as "CWE-476"')
     return Bug(
         id=str(d["id"]),
         repo=str(repo),
@@ -97,6 +103,7 @@ def parse_bug(d: dict[str, Any], where: str, base: Path | None = None) -> Bug:
         fix=d.get("fix"),
         language=d.get("language"),
         env=dict(env),
+        label=(" ".join(label.split()) or None) if label else None,
         meta=dict(d.get("meta") or {}),
     )
 
@@ -176,7 +183,7 @@ def source_fingerprint(bug: Bug) -> str:
 def bug_fingerprint(bug: Bug, source: str) -> str:
     """Everything that changes what a candidate's run means."""
     d = bug.to_dict()
-    for k in ("fix", "meta", "language"):
+    for k in ("fix", "meta", "language", "label"):
         d.pop(k, None)
     return hashlib.sha256(json.dumps([d, source], sort_keys=True).encode()).hexdigest()
 

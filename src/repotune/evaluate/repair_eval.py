@@ -3,7 +3,9 @@ chunks, validate them in the sandbox, and report plausible@k; then, for up to T 
 the model its failed attempt with the trimmed error and let it try again.
 
 Every model sees the same prompts and the same validation; outcomes are cached, so adding a
-model or a turn only runs what is new.
+model or a turn only runs what is new. Where bugs carry a `label` (a CWE, say), each model's
+summary is also broken down per label, and the prompt shows the label when asked
+(`build.repair.show_label`, so a model is posed bugs the way it was trained).
 """
 
 from __future__ import annotations
@@ -52,10 +54,11 @@ def function_context(bug: Bug, text: str) -> tuple[int, int]:
     return max(1, first - 20), min(len(lines), last + 20)
 
 
-def repair_prompt_for(bug: Bug, text: str) -> str:
+def repair_prompt_for(bug: Bug, text: str, show_label: bool = False) -> str:
     """The IR4 prompt for a bug (format owned by repotune.tasks.repair). Like the training
     examples, the function loses its comment-only and blank lines first, except inside the
-    buggy span, which the candidate replaces whole."""
+    buggy span, which the candidate replaces whole. `show_label`: the bug's label, if any, as
+    a comment line above the buggy chunk."""
     from repotune.tasks.repair import repair_prompt
 
     lines = text.split("\n")
@@ -72,7 +75,7 @@ def repair_prompt_for(bug: Bug, text: str) -> str:
         kept.append(lines[n - 1])
         if n == last:
             bug_last = len(kept) - 1
-    return repair_prompt(kept, bug_first, bug_last, bug.lang())
+    return repair_prompt(kept, bug_first, bug_last, bug.lang(), bug.label if show_label else None)
 
 
 def _comment_or_blank(text: str, language: str | None) -> frozenset[int]:
@@ -109,10 +112,12 @@ def evaluate_repair(
     dtype: str = "auto",
     say: Callable[[str], None] = print,
     opener: Callable[[Contender], Backend] | None = None,
+    show_label: bool = False,
 ) -> dict:
     """Run every model on every bug; write eval/bugs/<model>.jsonl and return the summary.
-    `opener` turns a contender into a backend (default: `open_contender`)."""
-    prompts = {b.id: repair_prompt_for(b, validator.original(b.id)) for b in bugs}
+    `opener` turns a contender into a backend (default: `open_contender`); `show_label` puts
+    each bug's label in its prompt."""
+    prompts = {b.id: repair_prompt_for(b, validator.original(b.id), show_label) for b in bugs}
     decoding = Decoding(
         mode=cfg.decoding,
         n=1 if cfg.decoding == "greedy" else cfg.candidates,
@@ -151,6 +156,12 @@ def evaluate_repair(
         write_jsonl(out_dir / f"{file_label(contender.label)}.jsonl", rows)
         results[contender.label] = model_summary(rows, [b.id for b in bugs], cfg.k)
         say(_one_line(contender.label, results[contender.label]))
+        if any(b.label for b in bugs):
+            by_label = label_summaries(rows, bugs, cfg.k)
+            results[contender.label]["by_label"] = by_label
+            say("  per label: " + ", ".join(
+                f"{k} {v['plausible_bugs']}/{v['n_bugs']}" for k, v in by_label.items()
+            ))  # fmt: skip
         all_rows += rows
     return {"rows": all_rows, "models": results}
 
@@ -221,6 +232,24 @@ def model_summary(rows: list[dict], bug_ids: list[str], ks: list[int]) -> dict:
     return summary
 
 
+NO_LABEL = "(no label)"
+_PER_LABEL = ("n_bugs", "plausible_bugs", "plausible_after_turns")
+
+
+def label_summaries(rows: list[dict], bugs: list[Bug], ks: list[int]) -> dict[str, dict]:
+    """label -> the model's plausible@k and bug counts on that label's bugs (unlabelled bugs
+    under NO_LABEL), sorted by label: the per-class table repair papers report."""
+    groups: dict[str, list[str]] = {}
+    for bug in bugs:
+        groups.setdefault(bug.label or NO_LABEL, []).append(bug.id)
+    out = {}
+    for label in sorted(groups):
+        ids = set(groups[label])
+        s = model_summary([r for r in rows if r["example_id"] in ids], groups[label], ks)
+        out[label] = {k: v for k, v in s.items() if k.startswith("plausible@") or k in _PER_LABEL}
+    return out
+
+
 def _one_line(label: str, s: dict) -> str:
     ks = ", ".join(f"{k} {v:.3f}" for k, v in s.items() if k.startswith("plausible@"))
     turns = ""
@@ -244,6 +273,9 @@ def write_bug_report(
     ids = [b.id for b in bugs]
     models = list(result["models"])
     table = bugtable.markdown(result["rows"], ids, models, static)
+    by_label = {m: s["by_label"] for m, s in result["models"].items() if s.get("by_label")}
+    if by_label:
+        table += "\n" + bugtable.by_label_markdown(by_label)
     atomic_write_text(run_dir / "eval" / "bugs" / "table.md", table)
     tools = sorted({t for s in (static or {}).values() for t, r in s.items() if r is not None})
     static_summary = (
@@ -271,14 +303,15 @@ def write_bug_report(
             "models": result["models"],
             "static": static_summary,
             "per_bug": {
-                bug: {
+                bug.id: {
+                    **({"label": bug.label} if bug.label else {}),
                     "models": {
                         m: {"n": c["n"], "c": c["c"], "fixed_turn": c["fixed_turn"]}
-                        for m, c in cells.get(bug, {}).items()
+                        for m, c in cells.get(bug.id, {}).items()
                     },
-                    "static": {t: (static or {}).get(bug, {}).get(t) for t in tools},
+                    "static": {t: (static or {}).get(bug.id, {}).get(t) for t in tools},
                 }
-                for bug in ids
+                for bug in bugs
             },
         },
     )

@@ -4,6 +4,7 @@ sections `repotune evaluate` adds to eval/summary.json.
 Each section lists models (base, tuned, and any others compared) with their @k scores and
 outcome counts. Where base and tuned both ran, their per-bug / per-problem pass rates are
 compared in pairs, as the held-out metrics are, so "tuned fixes more bugs" gets an interval.
+Where the bugs carry labels (CWE classes), each model's per-label results come along.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Benchmark:
     metrics: list[Metric]
     of: int | None = None  # the whole benchmark's size (HumanEval: 164)
     counts: dict[str, int] | None = None  # model -> items, when the models' counts differ
+    by_label: dict[str, dict[str, dict]] | None = None  # model -> label -> per-label summary
 
     @property
     def winner(self) -> str | None:
@@ -89,9 +91,39 @@ def benchmarks(run_dir: Path, summary: dict) -> list[Benchmark]:
                 metrics=metrics,
                 of=section.get("n_dataset"),
                 counts=None if uniform else counts,
+                by_label=_by_label(models),
             )
         )
     return out
+
+
+def _by_label(models: dict[str, dict]) -> dict[str, dict[str, dict]] | None:
+    """model -> label -> summary, for the models whose entry has a per-label breakdown."""
+    out = {m: s["by_label"] for m, s in models.items() if isinstance(s.get("by_label"), dict)}
+    return out or None
+
+
+def label_table(by_label: dict[str, dict[str, dict]]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the per-label table: a label, its bug count, then per model
+    "plausible bugs/bugs" (with the count after feedback turns when higher) and plausible@1."""
+    models = list(by_label)
+    labels = sorted({label for per in by_label.values() for label in per})
+    rows = []
+    for label in labels:
+        n = next((per[label].get("n_bugs") for per in by_label.values() if label in per), None)
+        cells = [label, "–" if n is None else str(n)]
+        for model in models:
+            s = by_label[model].get(label)
+            if s is None:
+                cells.append("–")
+                continue
+            fixed, later = s.get("plausible_bugs", 0), s.get("plausible_after_turns", 0)
+            turns = f" ({later} after turns)" if later != fixed else ""
+            p1 = s.get("plausible@1")
+            score = f", {p1:.3f}" if isinstance(p1, int | float) else ""
+            cells.append(f"{fixed}/{s.get('n_bugs', '–')}{turns}{score}")
+        rows.append(cells)
+    return ["label", "bugs", *models], rows
 
 
 def _bug_rates(section: dict) -> dict[str, dict[str, float]]:

@@ -30,6 +30,7 @@ from repotune.report.effects import (
     score_keys,
     signed,
 )
+from repotune.report.execution import label_table
 
 TEMPLATES = Path(__file__).parent / "templates"
 _FORMATTER = HtmlFormatter(cssclass="hl", nowrap=False)
@@ -87,7 +88,7 @@ def render_html(run_dir: Path, report: Report | None = None) -> str:
     env.filters.update(code=code, fmt=lambda x, d=3: "–" if x is None else f"{x:.{d}f}")
     env.globals.update(
         diff=diff, signed=signed, min_rows=MIN_ROWS, p_text=p_text, p_phrase=p_phrase,
-        row_label=row_label,
+        row_label=row_label, label_table=label_table,
     )  # fmt: skip
     parts = [*report.tasks, *report.benchmarks]
     figures = {

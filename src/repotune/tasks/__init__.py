@@ -83,15 +83,21 @@ def build_repair(ctx: BuildContext) -> TaskRows:
     history = ctx.commits if _has_commits(ctx) or not rc.external else []
     groups = [(c, rows) for c in history if (rows := list(repair_examples(c, rc, dropped, fits)))]
     splits, _ = _by_commit_time(ctx, groups)
-    for commit in load_external(rc.external):
-        for row in repair_examples(commit, rc, dropped, fits, source="external"):
-            label = rc.external_split
-            if label == "hash":
-                label = split_by_key(row["meta"]["sha"], ctx.cfg.split, ctx.cfg.seed)
-            row["meta"]["split"] = label
-            splits[label].append(row)
-    fixes = {s: len(splits[s]) for s in SPLITS}  # one fix per commit
-    return TaskRows(splits, dropped, {"commits": fixes})
+    labels: dict[str, Counter[str]] = {}
+    for fix in load_external(rc.external):
+        for row in repair_examples(fix, rc, dropped, fits, source="external", label=fix.label):
+            split = rc.external_split
+            if split == "hash":
+                split = split_by_key(row["meta"]["sha"], ctx.cfg.split, ctx.cfg.seed)
+            row["meta"]["split"] = split
+            splits[split].append(row)
+            if fix.label:
+                labels.setdefault(fix.label, Counter())[split] += 1
+    info: dict[str, Any] = {"commits": {s: len(splits[s]) for s in SPLITS}}  # one fix a commit
+    if labels:  # examples per label and split, so a per-class result has its counts
+        info["labels"] = {k: {s: c[s] for s in SPLITS} for k, c in sorted(labels.items())}
+        info["labels_shown"] = rc.show_label
+    return TaskRows(splits, dropped, info)
 
 
 def build_complete(ctx: BuildContext) -> TaskRows:

@@ -4,6 +4,11 @@ Accepted: JSONL rows of {path, before, after} or {path, before, diff} (a unified
 file), and folders of .diff/.patch files whose pre-images sit beside them at the paths the diff
 names (a layout bug collections use). Each fix becomes a one-file pseudo-commit (sha = a hash
 of its content, time 0), so the same extraction as for mined commits applies.
+
+A JSONL row may carry a `label`, the class researchers file the fix under (a CWE such as
+"CWE-476"). It travels with the fix (`ExternalFix.label`) into the example's meta, and into
+the prompt when `build.repair.show_label` is on. It is not part of the hash, so one fix set
+built with the label shown and hidden splits the same way.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from repotune.code.functions import split_lines
@@ -21,9 +27,16 @@ from repotune.errors import UserError
 from repotune.records import Commit, FileChange, Hunk
 
 
-def load_external(paths: list[str]) -> list[Commit]:
+@dataclass
+class ExternalFix(Commit):
+    """A fix from an external set: a pseudo-commit plus the row's `label`, if any."""
+
+    label: str | None = None
+
+
+def load_external(paths: list[str]) -> list[ExternalFix]:
     """External fixes as one-file pseudo-commits (sha = a hash of the content, time 0)."""
-    commits: list[Commit] = []
+    commits: list[ExternalFix] = []
     for raw in paths:
         path = Path(raw).expanduser()
         if path.is_dir():
@@ -36,7 +49,7 @@ def load_external(paths: list[str]) -> list[Commit]:
     return commits
 
 
-def _jsonl_commits(path: Path) -> Iterator[Commit]:
+def _jsonl_commits(path: Path) -> Iterator[ExternalFix]:
     with path.open(encoding="utf-8") as fh:
         for n, line in enumerate(fh, 1):
             if not line.strip():
@@ -57,10 +70,21 @@ def _jsonl_commits(path: Path) -> Iterator[Commit]:
                 )
             else:
                 raise UserError(f"{path}:{n}: needs 'after' text or a unified 'diff'")
-            yield _pseudo_commit(row["path"], row["before"], after, str(row.get("id") or ""))
+            fix = _pseudo_commit(row["path"], row["before"], after, str(row.get("id") or ""))
+            fix.label = _label(row.get("label"), f"{path}:{n}")
+            yield fix
 
 
-def _diff_file_commits(diff_path: Path) -> Iterator[Commit]:
+def _label(value: object, where: str) -> str | None:
+    """A row's label as one line of text (it becomes a comment line); empty or null: none."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise UserError(f"{where}: 'label' must be text, such as \"CWE-476\"")
+    return " ".join(value.split()) or None
+
+
+def _diff_file_commits(diff_path: Path) -> Iterator[ExternalFix]:
     """A .diff/.patch file; each file it changes is read from beside it (its pre-image)."""
     text = diff_path.read_text(encoding="utf-8", errors="replace")
     files = parse_unified_diff(text, str(diff_path))
@@ -151,7 +175,7 @@ def _apply(before: str, hunks: list[Hunk], where: str) -> str:
     return "\n".join(out) + ("\n" if out else "")
 
 
-def _pseudo_commit(path: str, before: str, after: str, ident: str) -> Commit:
+def _pseudo_commit(path: str, before: str, after: str, ident: str) -> ExternalFix:
     before, after = before.replace("\r\n", "\n"), after.replace("\r\n", "\n")
     digest = hashlib.sha1(f"{ident}\0{path}\0{before}\0{after}".encode()).hexdigest()
     hunks = _hunks_between(before, after)
@@ -166,7 +190,7 @@ def _pseudo_commit(path: str, before: str, after: str, ident: str) -> Commit:
         deleted=sum(ln.startswith("-") for h in hunks for ln in h.lines),
         hunks=hunks,
     )
-    return Commit(digest, [], 0, 0, "", f"external fix {ident or path}", [change])
+    return ExternalFix(digest, [], 0, 0, "", f"external fix {ident or path}", [change])
 
 
 def _hunks_between(before: str, after: str) -> list[Hunk]:

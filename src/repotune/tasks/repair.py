@@ -7,6 +7,10 @@ first to the last changed line, so with `multi_hunk` several changes in one func
 into one chunk; comment-only and blank lines are dropped first (`strip_comments`), as
 RepairLLaMA does.
 
+With a label (an external fix's class, such as a CWE) and `show_label`, a line
+`<comment> label: CWE-476` goes just above `<comment> buggy code`, so the model reads the class
+beside the bug it names; without one the prompt is unchanged.
+
 Examples come from bug-fix commits that change exactly one function, and from external fix
 sets (tasks/fixsets.py).
 `repair_prompt` is also what evaluation by execution uses to pose a known bug.
@@ -34,10 +38,15 @@ FILL_ME = "<FILL_ME>"
 
 
 def repair_prompt(
-    function_lines: list[str], bug_first: int, bug_last: int, language: str | None
+    function_lines: list[str],
+    bug_first: int,
+    bug_last: int,
+    language: str | None,
+    label: str | None = None,
 ) -> str:
     """RepairLLaMA IR4 for a function (lines without newlines) whose buggy chunk is lines
-    bug_first..bug_last (0-based, inclusive; bug_last = bug_first - 1: an insertion point)."""
+    bug_first..bug_last (0-based, inclusive; bug_last = bug_first - 1: an insertion point).
+    `label`, when given, is shown as a comment line above the buggy chunk."""
     if not 0 <= bug_first <= len(function_lines) or not bug_first - 1 <= bug_last < len(
         function_lines
     ):
@@ -50,12 +59,18 @@ def repair_prompt(
     indent = anchor[: len(anchor) - len(anchor.lstrip())]
     lines = [
         *function_lines[:bug_first],
+        *([_label_line(label, language)] if label else []),
         f"{mark} buggy code",
         *(f"{mark} {line}" for line in buggy),
         f"{indent}{FILL_ME}",
         *function_lines[bug_last + 1 :],
     ]
     return "\n".join(lines) + "\n"
+
+
+def _label_line(label: str, language: str | None) -> str:
+    """The label as one comment line in the language's syntax (whitespace runs collapsed)."""
+    return f"{comment_prefix(language)} label: {' '.join(label.split())}"
 
 
 def _neighbour(lines: list[str], at: int) -> str:
@@ -120,9 +135,11 @@ def repair_examples(
     dropped: Counter[str],
     fits: Any = None,
     source: str = "history",
+    label: str | None = None,
 ) -> Iterator[dict]:
     """The commit's one example, if it is a fix (per `cfg.commits`) of exactly one function.
-    `fits(prompt, completion)` applies the token caps; `dropped` counts every reason."""
+    `fits(prompt, completion)` applies the token caps; `dropped` counts every reason. `label`
+    goes into the meta always, into the prompt only with `cfg.show_label`."""
     if (
         cfg.commits == "bugfix"
         and source == "history"
@@ -155,7 +172,8 @@ def repair_examples(
     if isinstance(chunk, str):
         dropped[chunk] += 1
         return
-    prompt = repair_prompt(chunk.function, chunk.first, chunk.last, change.language)
+    shown = label if cfg.show_label else None
+    prompt = repair_prompt(chunk.function, chunk.first, chunk.last, change.language, shown)
     completion = repair_completion(chunk.fixed)
     if fits is not None and not fits(prompt, completion):
         dropped["over_token_cap"] += 1
@@ -173,6 +191,7 @@ def repair_examples(
             "function": pair.old.name,
             "bug_lines": [chunk.first, chunk.last],
             "source": source,
+            **({"label": label} if label else {}),
         },
     }
 
