@@ -37,6 +37,8 @@ def run_merge(model: str, adapter: Path, dest: Path, dtype: str = "auto") -> Pat
     if dtype != "auto" and dtype not in _DTYPES:
         raise UserError(f"unknown dtype: {dtype} (expected auto, {', '.join(_DTYPES)})")
     source = resolve_model(model)
+    if Path(source) == Path(dest).resolve():  # model.name = this run's RUN/merged
+        raise UserError(f"the merged model would overwrite its own base {source}: pass --dest")
     saved = getattr(AutoConfig.from_pretrained(source), "dtype", None)
     saved = _DTYPES.get(saved) if isinstance(saved, str) else saved
     base = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)

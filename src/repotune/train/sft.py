@@ -20,6 +20,7 @@ import torch
 from transformers import EarlyStoppingCallback, PrinterCallback, TrainerState
 
 from repotune.config import ModelConfig, TrainConfig
+from repotune.errors import UserError
 from repotune.fsutil import atomic_write_text, replace_dir, write_json
 from repotune.models.load import load_tokenizer, pick_dtype
 from repotune.models.registry import resolve_model
@@ -54,6 +55,9 @@ def run_train(
     tasks = tasks or ["commit"]
     train_rows, val_rows = load_rows(run_dir, tasks)
     model_path = resolve_model(model_cfg.name)
+    out_dir = run_dir / ("merged" if cfg.method == "full" else "adapter")
+    if Path(model_path) == out_dir.resolve():  # continuing from a merged run: not into itself
+        raise UserError(f"model.name is {out_dir}, which this run writes: train into another --out")
     tokenizer = load_tokenizer(model_path)
     dtype = pick_dtype(model_cfg.dtype)
     on_gpu = torch.cuda.is_available()
@@ -161,7 +165,6 @@ def run_train(
     seconds = time.monotonic() - started
 
     best = state.best_model_checkpoint if cfg.keep_best and val_ds is not None else None
-    out_dir = run_dir / ("merged" if cfg.method == "full" else "adapter")
     _save_model(trainer, tokenizer, out_dir, Path(best) if best else final)
     history = state.log_history
     evals = [h["eval_loss"] for h in history if "eval_loss" in h]
