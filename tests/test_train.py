@@ -300,3 +300,43 @@ def test_kill_9_or_ctrl_c_then_the_same_command_resumes(tmp_path, tiny_model):
         assert lr == pytest.approx(expected[step], rel=1e-6, abs=1e-12), step
 
     load_adapter(tiny_model, tmp_path / "adapter")
+
+
+# -- order: which rows a budget shorter than an epoch trains on -------------------------------
+
+
+def test_order_rows_newest_first_within_windows():
+    from repotune.train.data import order_rows
+
+    rows = [{"id": str(t), "meta": {"time": t}} for t in range(10)] + [{"id": "ext", "meta": {}}]
+    assert order_rows(rows, "shuffle", 4, 0) is rows
+    got = [r["id"] for r in order_rows(rows, "newest", 4, 0)]
+    assert sorted(got[:4]) == ["6", "7", "8", "9"] and sorted(got[4:8]) == ["2", "3", "4", "5"]
+    assert "ext" in got[8:] and sorted(got) == sorted(r["id"] for r in rows)
+    assert got[:4] != ["9", "8", "7", "6"] or got[4:8] != ["5", "4", "3", "2"]  # shuffled
+
+
+@pytest.mark.parametrize("order", ["newest", "shuffle"])
+def test_newest_order_trains_on_the_newest_rows_first(tmp_path, tiny_model, monkeypatch, order):
+    from repotune.train import sft
+    from repotune.train.trainer import Trainer
+
+    write_rows(tmp_path, n=40)
+    path = tmp_path / "datasets" / "commit" / "train.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    for r in rows:
+        r["meta"]["time"] = 1000 + int(r["id"])  # row i is the i-th oldest
+    write_jsonl(path, rows)
+    monkeypatch.setattr(sft, "NEWEST_WINDOW_STEPS", 1)  # windows of one step's rows
+    seen: list[str] = []
+    step = Trainer.training_step
+
+    def record(self, model, inputs, *args, **kwargs):
+        seen.append(self.processing_class.decode(inputs["input_ids"][0]))
+        return step(self, model, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "training_step", record)
+    _train(tmp_path, tiny_model, small(order=order, max_steps=2, batch_size=2))
+    ids = {int(t.split("-x = ")[1].split("\n")[0]) for t in seen}  # prompts are cut on the left
+    assert len(seen) == 4
+    assert (ids == {36, 37, 38, 39}) == (order == "newest")

@@ -384,6 +384,12 @@ class TrainConfig(_Section):
         "Packed examples never attend to each other (per-example position ids)",
     )
     completion_only_loss: bool = Field(default=True, description="loss on completions only")
+    order: Literal["shuffle", "newest"] = Field(
+        default="shuffle",
+        description="shuffle: rows in random order; newest: the newest commits' rows first "
+        "(shuffled within windows of 32 steps), so a budget shorter than an epoch trains on the "
+        "code nearest the held-out commits (docs/results.md)",
+    )
     change_weight: float = Field(
         default=1.0,
         ge=1.0,

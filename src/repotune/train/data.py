@@ -7,6 +7,7 @@ evaluated loss see identical tokens; TRL turns `completion_mask` into labels.
 from __future__ import annotations
 
 import hashlib
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,29 @@ def load_rows(run_dir: Path, tasks: list[str]) -> tuple[list[dict], list[dict]]:
             "or relax the filters (mine.max_changed_lines, build.max_*_chars)"
         )
     return train, val
+
+
+# Rows per step times this is the window `order: newest` shuffles within: steps still mix
+# commits, and the first windows hold only the newest code.
+NEWEST_WINDOW_STEPS = 32
+
+
+def order_rows(rows: list[dict], order: str, window: int, seed: int) -> list[dict]:
+    """Rows in the order training takes them. `newest`: newest commit first (rows without a
+    commit time, such as external fix sets, last), shuffled within consecutive windows of
+    `window` rows. A time budget of fewer steps than an epoch then spends them on the code as
+    it stood just before the held-out commits, which is what completion is measured on; a
+    random order spreads them over the whole history (docs/results.md)."""
+    if order != "newest":
+        return rows
+    ranked = sorted(rows, key=lambda r: -((r.get("meta") or {}).get("time") or float("-inf")))
+    rng = random.Random(seed)
+    out: list[dict] = []
+    for start in range(0, len(ranked), window):
+        chunk = ranked[start : start + window]
+        rng.shuffle(chunk)
+        out.extend(chunk)
+    return out
 
 
 def encode(rows: list[dict], tokenizer, max_length: int) -> Dataset:

@@ -26,7 +26,14 @@ from repotune.models.load import load_tokenizer, pick_dtype
 from repotune.models.registry import resolve_model
 from repotune.train import checkpoints, tracking
 from repotune.train.callbacks import RichProgress, SaveBest, StopAndSave
-from repotune.train.data import batching, encode, fingerprint, load_rows
+from repotune.train.data import (
+    NEWEST_WINDOW_STEPS,
+    batching,
+    encode,
+    fingerprint,
+    load_rows,
+    order_rows,
+)
 from repotune.train.head import compact_label_positions
 from repotune.train.methods import check_supported, load_base, peft_config
 
@@ -63,6 +70,8 @@ def run_train(
     on_gpu = torch.cuda.is_available()
     check_supported(cfg, dtype, on_gpu)
 
+    window = cfg.batch_size * cfg.grad_accum * NEWEST_WINDOW_STEPS
+    train_rows = order_rows(train_rows, cfg.order, window, cfg.seed)
     train_ds = encode(train_rows, tokenizer, cfg.max_length)
     # Validation during training is a progress signal, not the verdict: a bounded sample.
     val_rows = val_rows[: cfg.max_val_examples]
@@ -103,6 +112,8 @@ def run_train(
         report_to=tracking.report_to(cfg, run_dir, warn),
         seed=cfg.seed,
         data_seed=cfg.seed,
+        # `order: newest` has put the rows in the order they are to be taken
+        train_sampling_strategy="sequential" if cfg.order == "newest" else "random",
         disable_tqdm=True,
         dataloader_num_workers=0,
         activation_checkpointing=cfg.gradient_checkpointing,
