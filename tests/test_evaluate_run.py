@@ -8,8 +8,13 @@ from repotune.fsutil import write_json, write_jsonl
 
 def _rows(n):
     return [
-        {"id": str(i), "task": "commit", "prompt": f"### Instruction:\nBump {i}\n### Diff:\n",
-         "completion": f"-x = {i}\n+x = {i + 1}\n", "meta": {}}
+        {
+            "id": str(i),
+            "task": "commit",
+            "prompt": f"### Instruction:\nBump {i}\n### Diff:\n",
+            "completion": f"-x = {i}\n+x = {i + 1}\n",
+            "meta": {},
+        }
         for i in range(n)
     ]
 
@@ -37,8 +42,9 @@ def _diff_rows(n, start=0, context=""):
         code = f"{context}def f{i}(a):\n    return a\n"
         prompt = PROMPT_TEMPLATE.format(message=f"Double {i}", path="a.py", code=code)
         completion = f" def f{i}(a):\n-    return a\n+    return 2 * a\n"
-        rows.append({"id": str(i), "task": "commit", "prompt": prompt, "completion": completion,
-                     "meta": {}})
+        rows.append(
+            {"id": str(i), "task": "commit", "prompt": prompt, "completion": completion, "meta": {}}
+        )
     return rows
 
 
@@ -72,8 +78,10 @@ def test_generations_follow_the_diff_grammar_only_when_it_fits_the_run(tmp_path,
     assert summary["tasks"]["commit"]["tuned"]["decoding"] == "greedy"
     # Datasets made with context around the hunk, read with a config that says none: the
     # grammar would force a wrong old side, and the training answers show it.
-    write_jsonl(tmp_path / "datasets" / "commit" / "train.jsonl",
-                _diff_rows(20, start=100, context="import os\n"))
+    write_jsonl(
+        tmp_path / "datasets" / "commit" / "train.jsonl",
+        _diff_rows(20, start=100, context="import os\n"),
+    )
     assert generations(BuildConfig(input_context=0))[0] == "greedy"
 
 

@@ -2,9 +2,9 @@
 
 A bug names a project (`repo`, a folder or a git repository, optionally at `commit`), a `file`
 and the `span` of 1-based lines a candidate replaces, and the commands that set up, build and
-test the project. Two optional fields extend the issue's list: `buggy_commit` (take `file` from
+test the project. Four optional fields extend the issue's list: `buggy_commit` (take `file` from
 this commit, the rest from `commit`: how bugs mined from history keep the fix's new tests) and
-`fix` (the known-correct replacement of the span, used by `repotune bugs check`), and `env`
+`fix` (the known-correct replacement of the span, used by `repotune bugs check`), `env`
 (variables every command of the bug gets: how `bugs mine` records the warning filter it ran
 with, so checks and evaluations run the bug as it was mined), and `label` (the bug's class,
 such as a CWE: `evaluate --bugs` reports per label, and shows it in the prompt when
