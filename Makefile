@@ -33,6 +33,7 @@ quickstart: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 
 # The report's browser test opens report.html in Debian's headless Chromium.
 chromium:
