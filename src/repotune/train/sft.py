@@ -2,8 +2,9 @@
 
 Reads top to bottom: data -> arguments -> checkpoint to resume -> model -> trainer -> train
 (Ctrl-C and the time budget end it with a checkpoint) -> save RUN/adapter (or RUN/merged for
-full fine-tuning), the loss history and a summary. Glue only: TRL, PEFT, transformers and
-accelerate do the work, so `accelerate launch` / `torchrun` run this same code on many GPUs.
+full fine-tuning), the loss history, a summary and the model card. Glue only: TRL, PEFT,
+transformers and accelerate do the work, so `accelerate launch` / `torchrun` run this same code
+on many GPUs.
 """
 
 from __future__ import annotations
@@ -209,11 +210,16 @@ def run_train(
         and not stop.stopped_by_time
         and state.global_step < cfg.max_steps,
         "resumed_from": str(last) if last else None,
+        # The train section as run, for the model card (a tracking URI may hold credentials).
+        "settings": cfg.model_dump(mode="json", exclude={"mlflow_tracking_uri"}),
     }
     if trainer.is_world_process_zero():
+        from repotune.report.cards import write_cards
+
         (run_dir / "train").mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "train" / "log_history.json", json.dumps(history, indent=1))
         write_json(run_dir / "train" / "summary.json", summary)
+        write_cards(run_dir)  # README.md of the adapter (or merged model): replaces PEFT's stub
     trainer.accelerator.wait_for_everyone()
     if interrupted:  # everything is on disk: now stop the way Ctrl-C stops a program
         raise KeyboardInterrupt
