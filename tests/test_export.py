@@ -1,7 +1,9 @@
-"""`repotune export --gguf`: a GGUF that gguf's reader and transformers read back unchanged."""
+"""`repotune export --gguf`: a GGUF that gguf's reader and transformers read back unchanged, an
+Ollama Modelfile beside it, and `--ollama NAME` installing it."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +91,128 @@ def test_other_architectures_need_the_converter(tmp_path):
     (tmp_path / "config.json").write_text('{"model_type": "llama"}')
     with pytest.raises(UserError, match="--converter"):
         run_export(tmp_path, tmp_path / "x.gguf")
+
+
+def parse_modelfile(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, argument) pairs as Ollama's parser reads them: `#` comments, one
+    instruction a line, an argument in \"\"\"...\"\"\" spanning lines, or in "..." on one."""
+    out, rest = [], text
+    while rest:
+        line, _, after = rest.partition("\n")
+        if not line.strip() or line.lstrip().startswith("#"):
+            rest = after
+            continue
+        command, _, arg = line.strip().partition(" ")
+        if arg.startswith('"""'):
+            body, sep, rest = rest.split('"""', 1)[1].partition('"""')
+            assert sep, "unterminated triple quote"
+            out.append((command.upper(), body))
+            rest = rest.partition("\n")[2]
+            continue
+        out.append((command.upper(), arg))
+        rest = after
+    return out
+
+
+def test_modelfile_next_to_the_gguf(run_dir, tiny_model):
+    from transformers import AutoTokenizer
+
+    path = _export(run_dir, tiny_model, "q8_0")
+    parsed = parse_modelfile((path.parent / "Modelfile").read_text())
+    fields = dict(parsed)
+    assert fields["FROM"] == f"./{path.name}"
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    assert not tokenizer.chat_template  # a base model: the prompt goes in as it is
+    # ... and its StarCoder FIM tokens serve editors' suffix requests in PSM order
+    assert fields["TEMPLATE"] == (
+        "{{ if .Suffix }}<fim_prefix>{{ .Prompt }}<fim_suffix>{{ .Suffix }}<fim_middle>"
+        "{{ else }}{{ .Prompt }}{{ end }}"
+    )
+    params = [arg.split(" ", 1) for cmd, arg in parsed if cmd == "PARAMETER"]
+    stops = [value.strip('"') for key, value in params if key == "stop"]
+    assert stops == [tokenizer.eos_token]
+    assert dict(params)["temperature"] == "0"
+    assert dict(params)["num_ctx"] == "512"  # the tiny model's whole context
+
+
+def test_modelfile_with_a_chat_template(tmp_path, tiny_model):
+    """A model whose tokenizer has a chat template gets it as a Go template, its end-of-turn
+    token as a stop, and a generation_config EOS list adds its tokens."""
+    import json
+
+    from test_modelfile import GEMMA3, TURN_TOKENS
+    from transformers import AutoTokenizer
+
+    from repotune.train.modelfile import write_modelfile
+
+    model = tmp_path / "model"
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    tokenizer.add_tokens(TURN_TOKENS[:2], special_tokens=True)  # Gemma's turn tokens
+    tokenizer.chat_template = GEMMA3
+    tokenizer.save_pretrained(model)
+    (model / "config.json").write_text(json.dumps({"max_position_embeddings": 131072}))
+    eot = tokenizer.convert_tokens_to_ids("<end_of_turn>")
+    (model / "generation_config.json").write_text(json.dumps({"eos_token_id": [1, eot]}))
+    info = write_modelfile(tmp_path / "m.gguf", model)
+    fields = parse_modelfile((tmp_path / "Modelfile").read_text())
+    template = dict(fields)["TEMPLATE"]
+    assert (
+        info["template"] == "chat" and '{{ if eq .Role "user" }}<start_of_turn>user\n' in template
+    )
+    assert "<start_of_turn>model\n" in template and "<bos>" not in template
+    stops = [arg.split(" ", 1)[1].strip('"') for cmd, arg in fields if arg.startswith("stop ")]
+    assert stops == ["<eos>", "<end_of_turn>"]
+    assert ("PARAMETER", "num_ctx 8192") in fields  # capped: the KV cache is allocated whole
+
+
+def _fake_ollama(bin_dir: Path, log: Path, code: int = 0) -> None:
+    bin_dir.mkdir(exist_ok=True)
+    script = bin_dir / "ollama"
+    script.write_text(
+        f'#!/bin/sh\nprintf "%s\\n" "$@" >> {log}\n'
+        f'[ {code} -eq 0 ] || echo "Error: could not connect to ollama app" >&2\nexit {code}\n'
+    )
+    script.chmod(0o755)
+
+
+def test_ollama_runs_create_where_ollama_is_on_path(run_dir, tiny_model, tmp_path, monkeypatch):
+    from repotune.cli import app
+
+    log = tmp_path / "argv.txt"
+    _fake_ollama(tmp_path / "bin", log)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    args = ["export", "--ollama", "tiny-coder", "--out", str(run_dir),
+            "--set", f"model.name={tiny_model}"]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    modelfile = run_dir / "export" / "Modelfile"
+    assert log.read_text().split("\n")[:-1] == ["create", "tiny-coder", "-f", str(modelfile)]
+    assert "ready: ollama run tiny-coder" in res.output
+
+
+def test_ollama_commands_are_printed_without_ollama(run_dir, tiny_model, tmp_path, monkeypatch):
+    from repotune.cli import app
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no ollama (nor anything else)
+    args = ["export", "--ollama", "tiny-coder", "--out", str(run_dir),
+            "--set", f"model.name={tiny_model}"]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    modelfile = run_dir / "export" / "Modelfile"
+    assert f"ollama create tiny-coder -f {modelfile}" in res.output
+    assert "ollama run tiny-coder" in res.output
+
+
+def test_ollama_mistakes_are_one_line(run_dir, tiny_model, tmp_path, monkeypatch, capsys):
+    from clirun import in_process
+
+    _fake_ollama(tmp_path / "bin", tmp_path / "argv.txt", code=1)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    base = ["export", "--out", str(run_dir), "--set", f"model.name={tiny_model}"]
+    bad = in_process(monkeypatch, capsys, *base, "--ollama", "no spaces").one_line_error()
+    assert "not an Ollama model name" in bad
+    assert not (tmp_path / "argv.txt").exists()  # refused before anything ran
+    failed = in_process(monkeypatch, capsys, *base, "--ollama", "tiny")  # after the export
+    assert failed.code == 2 and failed.lines[-1].startswith("error: `ollama create tiny -f ")
+    assert "could not connect to ollama app" in failed.lines[-1]
+    assert "ollama serve" in failed.lines[-1]

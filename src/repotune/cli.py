@@ -160,12 +160,14 @@ def merge(
     Example: repotune merge --out runs/myproject   (writes runs/myproject/merged)
     """
     _quiet_libraries()
+    from repotune.report.cards import write_model_card
     from repotune.train.merge import run_merge
 
     cfg = _config(config, set_, out)
     path = run_merge(
         model or cfg.model.name, adapter or out / "adapter", dest or out / "merged", dtype
     )
+    write_model_card(out, path)
     _say(f"merged -> {path}")
 
 
@@ -187,30 +189,57 @@ def export(
     converter: Annotated[
         Path | None, typer.Option(help="llama.cpp's convert_hf_to_gguf.py, for other architectures")
     ] = None,
+    ollama: Annotated[
+        str | None,
+        typer.Option(
+            "--ollama",
+            metavar="NAME",
+            help="also install it in Ollama as NAME (implies --gguf; prints the commands "
+            "where ollama is not on PATH)",
+        ),
+    ] = None,
 ) -> None:
     """Export the tuned model for other runtimes; checked by reading the file back.
 
+    A GGUF comes with an Ollama Modelfile beside it (the model's prompt template, stop tokens).
+
     Example: repotune export --gguf --out runs/myproject --type q8_0
-    then: printf 'FROM ./model.gguf' > Modelfile && ollama create myproject -f Modelfile
+
+    Example: repotune export --ollama myproject --out runs/myproject
+    (runs: ollama create myproject -f runs/myproject/export/Modelfile; then: ollama run myproject)
     """
+    from repotune.train import ollama as ollama_cli
+
+    if ollama is not None:
+        ollama_cli.check_name(ollama)  # before minutes of merging and writing
+        gguf = True
     if not gguf:
-        raise UserError("choose a format: --gguf (the one export writes)")
+        raise UserError("choose a format: --gguf or --ollama NAME")
     _quiet_libraries()
     from repotune.train.export import run_export
 
     cfg = _config(config, set_, out)
     source = model_dir or out / "merged"
     if model_dir is None and not (source / "config.json").is_file():
+        from repotune.report.cards import write_model_card
         from repotune.train.merge import run_merge
 
         _say(f"no {source} yet: merging {out / 'adapter'} into {cfg.model.name} first")
         run_merge(cfg.model.name, out / "adapter", source)
+        write_model_card(out, source)
     dest = dest or out / "export" / f"{out.resolve().name}-{outtype}.gguf"
     info = _export_gguf(run_export, source, dest, outtype, converter, cfg.model.name, model_dir)
     _say(
         f"wrote {info['path']} ({info['architecture']}, {info['tensors']} tensors, "
         f"{', '.join(info['types'])}, {info['bytes'] / 2**20:.1f} MiB; read back with gguf)"
     )
+    mf = info["modelfile"]
+    fim = f", FIM for suffix requests ({mf['fim']})" if mf["fim"] else ""
+    _say(f"wrote {mf['path']} ({mf['template']} template{fim}, stops: {', '.join(mf['stops'])})")
+    if mf["note"]:
+        _say(f"note: {mf['note']}")
+    if ollama is not None:
+        ollama_cli.install(ollama, Path(mf["path"]), _say)
 
 
 def _export_gguf(run_export, source, dest, outtype, converter, model_name, model_dir) -> dict:

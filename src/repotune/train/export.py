@@ -7,7 +7,8 @@ matrix (tied to the embeddings), 1-D tensors in float32. The vocabulary comes fr
 GGUF where there is one (the embedded default ships as GGUF, so its exact tokenizer metadata is
 copied) or from tokenizer.json for byte-level BPE tokenizers. Any other architecture goes
 through llama.cpp's converter when given one (`--converter`). Either way the file is read back
-with gguf.GGUFReader and checked before the path is returned.
+with gguf.GGUFReader and checked before the path is returned, and an Ollama Modelfile with the
+model's prompt template and stop tokens is written next to it (train/modelfile.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 
 from repotune.errors import UserError
 from repotune.fsutil import atomic_path
+from repotune.train.modelfile import write_modelfile
 
 OUTTYPES = ("f32", "f16", "bf16", "q8_0")
 _NATIVE = {"gemma3_text", "gemma3"}
@@ -34,8 +36,9 @@ def run_export(
     converter: Path | None = None,
     name: str | None = None,
 ) -> dict:
-    """Write `model_dir` (a merged HF folder) as GGUF to `dest`; returns what was read back.
-    `name` is the model name in the file's metadata (default: the folder's name)."""
+    """Write `model_dir` (a merged HF folder) as GGUF to `dest`, and a Modelfile beside it;
+    returns what was read back. `name` is the model name in the file's metadata (default: the
+    folder's name)."""
     model_dir, dest = Path(model_dir), Path(dest)
     if outtype not in OUTTYPES:
         raise UserError(f"unknown GGUF type {outtype} (expected {', '.join(OUTTYPES)})")
@@ -55,7 +58,8 @@ def run_export(
         else:
             _write_gemma3(model_dir, config, tmp, outtype, template, name or model_dir.name)
         info = read_back(tmp)
-    return {**info, "path": str(dest)}
+    modelfile = write_modelfile(dest, model_dir)
+    return {**info, "path": str(dest), "modelfile": modelfile}
 
 
 def read_back(path: Path) -> dict:
