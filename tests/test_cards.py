@@ -21,9 +21,9 @@ from repotune.evaluate.paired import compare
 def run(tmp_path_factory, tiny_model) -> Path:
     """Mined, built (complete + commit), trained two steps, merged; then an evaluation summary
     in evaluate's format (the real one is tests/test_evaluate_complete.py's)."""
+    from repotune.cards import write_cards
     from repotune.cli import app
     from repotune.mine import run_mine
-    from repotune.report.cards import write_cards
     from repotune.tasks import run_build
     from repotune.train.sft import run_train
 
@@ -146,7 +146,7 @@ def test_a_fresh_adapter_card_before_evaluation(tmp_path, tiny_model):
     from huggingface_hub import ModelCard
     from test_train import write_rows
 
-    from repotune.report.cards import EMBEDDED_SOURCE, base_model_id
+    from repotune.cards import EMBEDDED_SOURCE, base_model_id
     from repotune.train.sft import run_train
 
     write_rows(tmp_path)

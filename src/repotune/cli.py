@@ -160,7 +160,7 @@ def merge(
     Example: repotune merge --out runs/myproject   (writes runs/myproject/merged)
     """
     _quiet_libraries()
-    from repotune.report.cards import write_model_card
+    from repotune.cards import write_model_card
     from repotune.train.merge import run_merge
 
     cfg = _config(config, set_, out)
@@ -221,7 +221,7 @@ def export(
     cfg = _config(config, set_, out)
     source = model_dir or out / "merged"
     if model_dir is None and not (source / "config.json").is_file():
-        from repotune.report.cards import write_model_card
+        from repotune.cards import write_model_card
         from repotune.train.merge import run_merge
 
         _say(f"no {source} yet: merging {out / 'adapter'} into {cfg.model.name} first")

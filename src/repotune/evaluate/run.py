@@ -192,7 +192,7 @@ def run_evaluate(
     previous = json.loads(path.read_text()) if path.is_file() else {}
     tasks = {**(previous.get("tasks") or {}), **summary["tasks"]}
     write_json(path, {**previous, **summary, "tasks": tasks})
-    from repotune.report.cards import write_cards
+    from repotune.cards import write_cards
 
     write_cards(run_dir)  # the model cards' model-index now has these results
     return summary

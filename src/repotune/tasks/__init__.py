@@ -262,7 +262,7 @@ def run_build(
         stats[task]["lengths"] = length_stats(splits, tokenizer)
     stats = {task: stats[task] for task in cfg.tasks}
     write_json(run_dir / "datasets" / "stats.json", stats)
-    from repotune.report.cards import write_dataset_card
+    from repotune.cards import write_dataset_card
 
     write_dataset_card(run_dir)
     return stats

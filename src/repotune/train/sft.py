@@ -214,7 +214,7 @@ def run_train(
         "settings": cfg.model_dump(mode="json", exclude={"mlflow_tracking_uri"}),
     }
     if trainer.is_world_process_zero():
-        from repotune.report.cards import write_cards
+        from repotune.cards import write_cards
 
         (run_dir / "train").mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "train" / "log_history.json", json.dumps(history, indent=1))
