@@ -140,7 +140,9 @@ def _check_whole(run: Path, ref: Reference) -> None:
 def _check_adapter(adapter: Path, reference: Path) -> None:
     from safetensors import safe_open
 
-    assert sorted(p.name for p in adapter.iterdir()) == sorted(p.name for p in reference.iterdir())
+    # README.md is the model card, documentation the stages refresh after the adapter is whole
+    files = lambda d: sorted(p.name for p in d.iterdir() if p.name != "README.md")  # noqa: E731
+    assert files(adapter) == files(reference)
     with (
         safe_open(adapter / "adapter_model.safetensors", "pt") as got,
         safe_open(reference / "adapter_model.safetensors", "pt") as want,

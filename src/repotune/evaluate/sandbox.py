@@ -286,8 +286,13 @@ def _homes() -> list[Path]:
 
 
 def _python_paths() -> list[str]:
+    """The interpreter and every folder it imports from, read-only: an environment assembled by
+    .pth files or PYTHONPATH (site.addsitedir of another venv, as under a private /tmp) must
+    reach the same packages inside the sandbox as outside."""
     exe = Path(sys.executable)
-    return [sys.prefix, sys.base_prefix, sys.exec_prefix, str(exe.resolve().parent.parent)]
+    imports = [p for p in sys.path if p and os.path.isdir(p)]
+    interpreter = [sys.prefix, sys.base_prefix, sys.exec_prefix, str(exe.resolve().parent.parent)]
+    return [*interpreter, *imports]
 
 
 def _kill_group(pgid: int) -> None:
