@@ -133,16 +133,8 @@ def _src_history(repo) -> dict[str, str]:
         ("Fix a flaky test", {"tests/test_mean.py": TEST_MEAN + "\n"}),
     ]  # fmt: skip
     for i, (message, files) in enumerate(steps):
-        ids[message] = _commit_files(repo, message, files, t + 10 * i)
+        ids[message] = _commit(repo, message, files, t + 10 * i)
     return ids
-
-
-def _commit_files(repo, message, files, t):
-    for name, text in files.items():
-        (repo / name).write_text(text)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", message, time=t)
-    return git(repo, "rev-parse", "HEAD").strip()
 
 
 @pytest.fixture(scope="module")
