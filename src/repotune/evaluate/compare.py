@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from repotune.config import EvalExecConfig, ModelConfig
-from repotune.errors import UserError
 from repotune.fsutil import write_json
 from repotune.infer.backends import Backend, open_backend
+from repotune.rundir import is_trained, tuned_model
 
 
 @dataclass(frozen=True)
@@ -22,20 +22,19 @@ class Contender:
 
 
 def contenders(specs: list[str] | None, run_dir: Path, model_cfg: ModelConfig) -> list[Contender]:
-    """`base` = the run's model, `tuned` = it with RUN/adapter; anything else (a model folder,
-    hub id, `openai:NAME`) is taken as given. Default: base, plus tuned when trained."""
-    adapter = run_dir / "adapter"
-    trained = (adapter / "adapter_config.json").is_file()
+    """`base` = the run's model, `tuned` = the run's tuned model (rundir.tuned_model: base +
+    RUN/adapter, or RUN/merged after a full fine-tune); anything else (a model folder, hub id,
+    `openai:NAME`) is taken as given. Default: base, plus tuned when trained."""
     if not specs:
-        specs = ["base", "tuned"] if trained else ["base"]
+        specs = ["base", "tuned"] if is_trained(run_dir) else ["base"]
     out = []
     for spec in dict.fromkeys(specs):
         if spec == "base":
             out.append(Contender("base", model_cfg.name))
         elif spec == "tuned":
-            if not trained:
-                raise UserError(f"no adapter at {adapter}: run `repotune train` first")
-            out.append(Contender("tuned", model_cfg.name, str(adapter)))
+            tuned = tuned_model(run_dir, model_cfg.name)
+            adapter = str(tuned.adapter) if tuned.adapter else None
+            out.append(Contender("tuned", tuned.model, adapter))
         else:
             out.append(Contender(spec, spec))
     return out

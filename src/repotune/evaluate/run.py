@@ -28,6 +28,7 @@ from repotune.infer.generate import generate
 from repotune.infer.grammar import diff_regex
 from repotune.models.load import load_model, load_tokenizer
 from repotune.models.registry import resolve_model
+from repotune.rundir import tuned_model
 from repotune.tasks import load_split
 from repotune.tasks.commit import old_side
 
@@ -150,13 +151,8 @@ def run_evaluate(
 ) -> dict:
     """Write eval/summary.json ({"tasks": {task: {"base": .., "tuned": ..}}}) and return it.
     `build` tells whether a commit prompt pins its diff's old side (`evaluate.constrain_diffs`)."""
-    adapter, merged = run_dir / "adapter", run_dir / "merged"
-    if (adapter / "adapter_config.json").is_file():
-        tuned = (None, str(adapter))  # base weights + adapter
-    elif (merged / "config.json").is_file():
-        tuned = (str(merged), None)  # a full fine-tune (or a merged adapter)
-    else:
-        raise UserError(f"no adapter at {adapter} or model at {merged}: run `repotune train` first")
+    found = tuned_model(run_dir, model_cfg.name)  # base + adapter, or a full fine-tune
+    tuned = (str(found.merged), None) if found.kind == "full" else (None, str(found.adapter))
     model_path = resolve_model(model_cfg.name)
     tokenizer = load_tokenizer(model_path)
     summary: dict = {"model": model_cfg.name, "tasks": {}}

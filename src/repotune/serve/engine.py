@@ -19,8 +19,6 @@ from typing import Any
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
-from repotune.errors import UserError
-
 log = logging.getLogger("repotune.serve")
 
 
@@ -183,7 +181,8 @@ def load_engine(
 ) -> Engine:
     """The model a user points at: a run's tuned model (`run`), or a model (+ adapter).
 
-    A run with a merged/ folder serves that; otherwise its base model plus RUN/adapter.
+    A run serves its tuned model (rundir.tuned_model): RUN/merged after a full fine-tune or
+    `repotune merge`, otherwise its base model plus RUN/adapter.
     `merge` folds the adapter into the weights once, for faster generation.
     """
     from repotune.models.load import load_model, load_tokenizer
@@ -202,13 +201,14 @@ def load_engine(
 
 
 def _from_run(run: Path, model: str | None, dtype: str) -> tuple[str, str | None, str]:
-    if (run / "merged" / "config.json").is_file():
-        return str(run / "merged"), None, dtype
-    if not (run / "adapter" / "adapter_config.json").is_file():
-        raise UserError(f"no adapter at {run / 'adapter'}: run `repotune train --out {run}` first")
-    if model is None and (run / "config.yaml").is_file():
-        from repotune.config import load_config
+    """The run's tuned model (rundir.tuned_model), from RUN/merged where that holds it."""
+    from repotune.rundir import read_config, tuned_model
 
-        cfg = load_config(run / "config.yaml")
-        model, dtype = cfg.model.name, dtype if dtype != "auto" else cfg.model.dtype
-    return model or "gemma-3-270m", str(run / "adapter"), dtype
+    saved = read_config(run)
+    base = model or (saved.model.name if saved else None) or "gemma-3-270m"
+    weights, adapter = tuned_model(run, base).fast
+    if adapter is None:
+        return weights, None, dtype
+    if model is None and saved is not None and dtype == "auto":
+        dtype = saved.model.dtype
+    return weights, str(adapter), dtype

@@ -1,0 +1,117 @@
+"""The run directory's rules: which weights are "the tuned model" after each kind of training,
+and every consumer (evaluate, evaluate --bugs/--humaneval/--questions, serve, chat) agreeing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from repotune.config import EvaluateConfig, ModelConfig
+from repotune.errors import UserError
+from repotune.evaluate.compare import contenders
+from repotune.fsutil import write_json, write_jsonl
+from repotune.rundir import tuned_model
+from repotune.serve.engine import _from_run
+
+BASE = "base-model"
+
+
+def _adapter(run, when: float) -> None:
+    (run / "adapter").mkdir(parents=True)
+    (run / "adapter" / "adapter_config.json").write_text("{}")
+    os.utime(run / "adapter" / "adapter_config.json", (when, when))
+
+
+def _merged(run, when: float) -> None:
+    (run / "merged").mkdir(parents=True)
+    (run / "merged" / "config.json").write_text("{}")
+    os.utime(run / "merged" / "config.json", (when, when))
+
+
+def _trained(run, method: str) -> None:
+    write_json(run / "train" / "summary.json", {"method": method})
+
+
+# (what is in the run folder) -> (kind, loaded from, adapter)
+SCENARIOS = {
+    # A full fine-tune after an earlier LoRA run: the old adapter is not the tuned model.
+    "full over an old adapter": (
+        lambda r: (_adapter(r, 100), _merged(r, 200), _trained(r, "full")),
+        ("full", "merged", None),
+    ),
+    "full": (lambda r: (_merged(r, 200), _trained(r, "full")), ("full", "merged", None)),
+    "lora": (lambda r: (_adapter(r, 100), _trained(r, "lora")), ("adapter", BASE, "adapter")),
+    # `repotune merge` after training: the same weights, served from RUN/merged.
+    "lora, then merge": (
+        lambda r: (_adapter(r, 100), _merged(r, 200), _trained(r, "lora")),
+        ("merged", BASE, "adapter"),
+    ),
+    # Trained again after a merge: RUN/merged is an older model, not this adapter's.
+    "merge, then lora again": (
+        lambda r: (_merged(r, 100), _adapter(r, 200), _trained(r, "lora")),
+        ("adapter", BASE, "adapter"),
+    ),
+    "merged folder only, no summary": (lambda r: _merged(r, 100), ("full", "merged", None)),
+}
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_every_consumer_takes_the_same_tuned_model(tmp_path, scenario):
+    make, (kind, source, adapter) = SCENARIOS[scenario]
+    make(tmp_path)
+    want_model = str(tmp_path / source) if source == "merged" else BASE
+    want_adapter = str(tmp_path / adapter) if adapter else None
+    tuned = tuned_model(tmp_path, BASE)
+    assert tuned.kind == kind
+    assert (tuned.model, str(tuned.adapter) if tuned.adapter else None) == (
+        want_model,
+        want_adapter,
+    )
+    # evaluate --bugs / --humaneval / --questions: base and tuned by default, both named
+    base, tuned_c = contenders(None, tmp_path, ModelConfig(name=BASE))
+    assert base.spec == BASE and base.adapter is None
+    assert (tuned_c.spec, tuned_c.adapter) == (want_model, want_adapter)
+    # serve and chat: the same weights, from RUN/merged whenever it holds them
+    write_json(tmp_path / "config.yaml", {"model": {"name": BASE}})  # JSON is YAML
+    weights, served_adapter, _ = _from_run(tmp_path, None, "auto")
+    if kind == "adapter":
+        assert (weights, served_adapter) == (BASE, want_adapter)
+    else:
+        assert (weights, served_adapter) == (str(tmp_path / "merged"), None)
+
+
+def test_untrained_runs_have_no_tuned_model(tmp_path):
+    assert [c.label for c in contenders(None, tmp_path, ModelConfig(name=BASE))] == ["base"]
+    with pytest.raises(UserError, match="run `repotune train` first"):
+        contenders(["tuned"], tmp_path, ModelConfig(name=BASE))
+    _trained(tmp_path, "full")  # a full fine-tune that wrote nothing
+    _adapter(tmp_path, 100)
+    with pytest.raises(UserError, match="method full"):
+        tuned_model(tmp_path, BASE)
+
+
+def test_evaluate_after_full_fine_tune_ignores_an_older_adapter(tmp_path, tiny_model, monkeypatch):
+    """The tuned rows come from RUN/merged, not from base + the adapter an earlier run left."""
+    import repotune.evaluate.run as run_mod
+
+    rows = [
+        {"id": str(i), "task": "commit", "prompt": f"Bump {i}\n", "completion": "x\n", "meta": {}}
+        for i in range(3)
+    ]
+    write_jsonl(tmp_path / "datasets" / "commit" / "test.jsonl", rows)
+    _adapter(tmp_path, 100)
+    shutil.copytree(tiny_model, tmp_path / "merged")
+    _trained(tmp_path, "full")
+    loads = []
+    real = run_mod.load_model
+
+    def spy(path, dtype="auto", adapter=None, merge=False):
+        loads.append((path, adapter))
+        return real(tiny_model, dtype=dtype)  # the adapter folder here holds no weights
+
+    monkeypatch.setattr(run_mod, "load_model", spy)
+    model = ModelConfig(name=tiny_model, dtype="float32")
+    run_mod.run_evaluate(tmp_path, model, EvaluateConfig(generate_examples=1, max_new_tokens=2), 64)
+    assert loads == [(tiny_model, None), (str(tmp_path / "merged"), None)]
