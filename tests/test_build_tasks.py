@@ -167,3 +167,21 @@ def test_repotune_run_trains_and_evaluates_named_tasks(tmp_path, tiny_model):
     assert set(summary["tasks"]) == {"repair", "fim", "explain", "instruct"}
     train = json.loads((out / "train" / "summary.json").read_text())
     assert train["tasks"] == ["repair", "fim", "explain", "instruct"] and train["steps"] == 2
+
+
+def test_build_model_names_the_tokenizer_over_model_name(
+    mined, tiny_model, tmp_path, monkeypatch, capsys
+):
+    """`repotune build` passes model.name, which always has a value; build.model still wins.
+    model.name here names no model at all, so reading its tokenizer would fail."""
+    import shutil
+
+    from clirun import in_process
+
+    run = tmp_path / "run"
+    shutil.copytree(mined / "mined", run)
+    args = ["build", "--out", str(run), "--set", "build.tasks=[fim]"]
+    args += ["--set", f"build.model={tiny_model}", "--set", "model.name=no-such-model/anywhere"]
+    ran = in_process(monkeypatch, capsys, *args)
+    assert ran.code == 0, ran.err
+    assert any("<fim_prefix>" in r["prompt"] for r in _rows(run, "fim", "train"))

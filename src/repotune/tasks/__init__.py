@@ -225,8 +225,9 @@ def run_build(
 ) -> dict:
     """Write one folder per task under run_dir/datasets and return per-task stats.
 
-    `model`: whose tokenizer gives FIM tokens, chat templates and token caps (the CLI passes
-    model.name; without it build.model, then RUN/config.yaml, then the embedded default).
+    `model`: whose tokenizer gives FIM tokens, chat templates and token caps where build.model
+    is unset (the CLI passes model.name; without either, RUN/config.yaml's, then the embedded
+    default).
     `token_stats`: also count lengths in that tokenizer's tokens (`build --stats`)."""
     from repotune.tasks.stats import length_stats
 

@@ -44,10 +44,12 @@ class BuildContext:
 
     @cached_property
     def model_name(self) -> str:
-        """build.model, else the run's model (its config.yaml), else the embedded default."""
+        """build.model, else the model passed in (the CLI's model.name), else the run's model
+        (its config.yaml), else the embedded default. build.model comes first: model.name
+        always has a value, so preferring it made build.model dead."""
         from repotune.models.registry import EMBEDDED_DEFAULT
 
-        name = self._model or self.cfg.model
+        name = self.cfg.model or self._model
         if name is None:
             import yaml
 
