@@ -1,6 +1,7 @@
 """An OpenAI-compatible HTTP API over one `Engine`: /v1/models, /v1/completions (with `suffix`
 for editor fill-in-the-middle, in the `complete` task's prompt form: prompts.py) and
-/v1/chat/completions, each streaming as server-sent events.
+/v1/chat/completions, each streaming as server-sent events; and llama.cpp's /infill, which
+llama.vscode and llama.vim call (infill.py), on the same prompt as a `suffix` completion.
 
 Handlers are plain `def`s: FastAPI runs them, and the streams' iterators, in its thread pool,
 so a long generation never blocks the event loop that serves other requests. Generation
@@ -22,12 +23,13 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from repotune.serve.engine import Engine, Finish, Sampling
+from repotune.serve.infill import infill_router
 from repotune.serve.prompts import CompletionPrompts, chat_prompt
 from repotune.serve.schemas import ChatRequest, CompletionRequest
 
 DEFAULT_CAPACITY = 8  # generation requests running or queued; more get 503
 MAX_BODY_BYTES = 4 << 20  # a request body larger than this gets 413
-_GENERATION_PATHS = ("/v1/completions", "/v1/chat/completions")
+_GENERATION_PATHS = ("/v1/completions", "/v1/chat/completions", "/infill")
 
 
 def _error(
@@ -108,7 +110,7 @@ def create_app(
 
     @app.middleware("http")
     async def check_key(request: Request, call_next):
-        if api_key and request.url.path.startswith("/v1/"):
+        if api_key and request.url.path.startswith(("/v1/", "/infill")):
             given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
             if not secrets.compare_digest(given.encode(), api_key.encode()):
                 return _error(401, "invalid API key", "authentication_error")
@@ -178,6 +180,7 @@ def create_app(
             )
         return {**head, "choices": choices, "usage": _usage(finishes)}
 
+    app.include_router(infill_router(engine, completion, default_max_tokens))
     return app
 
 
