@@ -13,6 +13,7 @@ The server runs in a thread of this process with the tiny model, called over HTT
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -131,14 +132,16 @@ def test_continue_template_for_a_model_without_fim_tokens(http, prompts):
 def _llama_vim_body(prefix: str, middle: str, suffix: str, **kw) -> dict:
     """llama#fim(): the lines above, the current line up to the cursor as `prompt`, the rest."""
     return {
+        "id_slot": 0,
         "input_prefix": prefix,
         "input_suffix": suffix,
         "input_extra": [{"text": "import os\n", "time": 1733000000.0, "filename": "util.py"}],
         "prompt": middle,
         "n_predict": 8,
+        "stop": [],  # g:llama_config.stop_strings
         "n_indent": 4,
         "top_k": 40,
-        "top_p": 0.99,
+        "top_p": 0.90,
         "stream": False,
         "samplers": ["top_k", "top_p", "infill"],
         "cache_prompt": True,
@@ -161,12 +164,15 @@ def test_llama_vim_infill_gets_the_fields_it_asks_for(http):
 
 
 def test_llama_vscode_infill_and_its_stream(http):
-    # createRequestPayload(false, ...): no response_fields, so llama.cpp's whole answer
-    body = {"input_prefix": PREFIX, "input_suffix": SUFFIX, "input_extra": [],
-            "prompt": "    ret", "n_predict": 10, "top_k": 40, "top_p": 0.99, "stream": False,
-            "samplers": ["top_k", "top_p", "infill"], "cache_prompt": True, "n_indent": 4,
-            "t_max_prompt_ms": 500, "t_max_predict_ms": 1500}  # fmt: skip
+    # createRequestPayload(false, ...): no response_fields, so llama.cpp's whole answer; three
+    # completions asked for (max_parallel_completions), which greedy decoding makes one
+    body = {"id_slot": 0, "input_prefix": PREFIX, "input_suffix": SUFFIX, "input_extra": [],
+            "prompt": "    ret", "n_predict": 10, "n_cmpl": 3, "top_k": 40, "top_p": 0.99,
+            "stream": False, "samplers": ["top_k", "top_p", "infill"], "cache_prompt": True,
+            "n_indent": 4, "t_max_prompt_ms": 500, "t_max_predict_ms": 1500,
+            "model": "tiny"}  # fmt: skip
     whole = http.post("/infill", json=body).json()
+    assert isinstance(whole, dict)  # the client takes one object or a list (getComplFromContent)
     assert whole["stop"] is True and whole["model"] == "tiny"
     assert isinstance(whole["content"], str) and whole["tokens_predicted"] <= 10
     assert whole["stop_type"] in ("eos", "limit")
@@ -189,15 +195,48 @@ def test_infill_stop_words_cut_the_content(http):
     assert cut == {"content": free[: free.index(stop)]}
 
 
+def test_sampled_completions_come_as_a_list(http):
+    body = _llama_vim_body(PREFIX, "", SUFFIX, n_predict=4, n_cmpl=2, temperature=0.8, seed=1)
+    answers = http.post("/infill", json={**body, "response_fields": []}).json()
+    assert [a["index"] for a in answers] == [0, 1]
+    assert all(isinstance(a["content"], str) for a in answers)
+
+
 def test_cache_warm_ups_answer_without_generating(http, prompts):
     """Both plugins send their ring of chunks with `n_predict: 0` ahead of time, for
     llama.cpp to cache; the answer is an empty completion, and the model does not run."""
-    vscode = {"input_prefix": "", "input_suffix": "", "input_extra": [{"text": "x = 1\n",
-              "time": 1.0, "filename": "a.py"}], "prompt": "", "n_predict": 0, "samplers": [],
-              "cache_prompt": True, "t_max_prompt_ms": 500, "t_max_predict_ms": 1}  # fmt: skip
+    extra = [{"text": "x = 1\n", "time": 1.0, "filename": "a.py"}]
+    vscode = {"id_slot": 0, "input_prefix": "", "input_suffix": "", "input_extra": extra,
+              "prompt": "", "n_predict": 0, "samplers": [], "cache_prompt": True,
+              "t_max_prompt_ms": 500, "t_max_predict_ms": 1}  # fmt: skip
     answer = http.post("/infill", json=vscode).json()
     assert answer["content"] == "" and answer["tokens_predicted"] == 0
+    vim = {**vscode, "temperature": 0.0, "stream": False, "response_fields": [""]}
+    res = http.post("/infill", json=vim)
+    assert res.status_code == 200 and res.json() == {}  # no field asked for, none given
     assert prompts == []
+
+
+def test_time_limit_ends_generation_at_a_line_end(http, engine, monkeypatch):
+    """`t_max_predict_ms`, as llama.cpp keeps it: once the time is up, the first finished line
+    ends the completion (and generation is cancelled)."""
+    closed = []
+
+    def slow(prompt, sampling, finish, templated=False):
+        try:
+            for piece in ["x = 1", "  # one", "\n", "y = 2\n", "z"]:
+                time.sleep(0.02)
+                yield piece
+        finally:
+            closed.append(True)
+
+    monkeypatch.setattr(engine, "stream", slow)
+    body = _llama_vim_body("", "", "", n_predict=50, t_max_predict_ms=1)
+    answer = http.post("/infill", json={**body, "response_fields": []}).json()
+    assert answer["content"] == "x = 1  # one\n" and answer["stop_type"] == "limit"
+    assert closed == [True]
+    whole = http.post("/infill", json={**body, "t_max_predict_ms": 0}).json()
+    assert whole["content"] == "x = 1  # one\ny = 2\nz"
 
 
 def test_infill_prompt_is_the_suffix_completion_prompt(http, engine, prompts):

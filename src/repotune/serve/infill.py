@@ -9,9 +9,11 @@ on either endpoint gets what the report measured.
 
 `input_extra` (the client's chunks of other open files) is accepted and not used: the model was
 measured without such context; `serve --retrieval` adds the repository's snippets the way the
-task's "+ retrieval" rows did. llama.cpp's sampler knobs (`samplers`, `top_k`, `n_indent`,
-`cache_prompt`, `t_max_*`) are accepted and ignored; without a `temperature` decoding is greedy,
-what the task measured.
+task's "+ retrieval" rows did. llama.cpp's sampler and cache knobs (`samplers`, `top_k`,
+`n_indent`, `cache_prompt`, `id_slot`, `t_max_prompt_ms`) are accepted and ignored; without a
+`temperature` decoding is greedy, what the task measured, and `n_cmpl` greedy completions are
+one answer (they would be identical). `t_max_predict_ms` is kept as llama.cpp keeps it: past
+that time, generation stops at the end of a line, so a slow CPU still answers an editor in time.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ class InfillRequest(BaseModel):
     stop: list[str] = Field(default_factory=list)
     seed: int | None = None
     stream: bool = False
+    n_cmpl: int = Field(default=1, ge=1, le=16)
+    t_max_predict_ms: float = Field(default=0, ge=0)  # 0: no limit
     response_fields: list[str] = Field(default_factory=list)
 
     def sampling(self, default_max_tokens: int) -> Sampling:
@@ -60,11 +64,16 @@ def infill_router(
         # llama.cpp appends `prompt` to `input_prefix`: together, the text before the cursor
         prompt = completion.build(req.input_prefix + req.prompt, req.input_suffix)
         sampling = req.sampling(default_max_tokens)
-        run = _Run(engine, prompt, sampling)
         if req.stream:
+            run = _Run(engine, prompt, sampling, req.t_max_predict_ms)
             return StreamingResponse(_events(run, req), media_type="text/event-stream")
-        text = "".join(run.pieces())
-        return _fields(run.final(text), req.response_fields)
+        n = req.n_cmpl if sampling.temperature > 0 else 1
+        answers = []
+        for index in range(n):
+            run = _Run(engine, prompt, sampling, req.t_max_predict_ms)
+            text = "".join(run.pieces())
+            answers.append(_fields({**run.final(text), "index": index}, req.response_fields))
+        return answers[0] if n == 1 else answers  # llama.cpp answers n_cmpl > 1 with a list
 
     return router
 
@@ -72,22 +81,38 @@ def infill_router(
 class _Run:
     """One generation with llama.cpp's bookkeeping: counts and timings of prompt and reply."""
 
-    def __init__(self, engine: Engine, prompt: str, sampling: Sampling):
+    def __init__(self, engine: Engine, prompt: str, sampling: Sampling, max_predict_ms: float):
         self.engine, self.prompt, self.sampling = engine, prompt, sampling
+        self.max_predict_s = max_predict_ms / 1000
         self.finish = Finish(reason="stop")
         self.started = self.first = self.ended = time.monotonic()
 
     def pieces(self) -> Iterator[str]:
         self.started = time.monotonic()
-        if self.sampling.max_tokens == 0:  # a cache warm-up: llama.vim sends these
+        if self.sampling.max_tokens == 0:  # a cache warm-up: both plugins send these
             self.finish.prompt_tokens = len(self.engine.encode(self.prompt, False, 0))
         else:
-            for i, piece in enumerate(self.engine.stream(self.prompt, self.sampling, self.finish)):
-                if i == 0:
-                    self.first = time.monotonic()
-                yield piece
+            yield from self._generate()
         self.ended = time.monotonic()
         self.first = max(self.first, self.started)
+
+    def _generate(self) -> Iterator[str]:
+        stream = self.engine.stream(self.prompt, self.sampling, self.finish)
+        text = ""
+        try:
+            for piece in stream:
+                if not text:
+                    self.first = time.monotonic()
+                text += piece
+                yield piece
+                late = time.monotonic() - self.first > self.max_predict_s > 0
+                if late and "\n" in text:  # llama.cpp's rule: time is up and a line is done
+                    tokenize = self.engine.tokenizer
+                    ids = tokenize(text, add_special_tokens=False)["input_ids"]
+                    self.finish.completion_tokens, self.finish.reason = len(ids), "length"
+                    break
+        finally:
+            stream.close()  # the engine cancels generation and releases the model
 
     def final(self, content: str) -> dict:
         f = self.finish
