@@ -34,7 +34,7 @@ def main() -> None:
     from repotune.evaluate.sample import spread_sample
     from repotune.models.load import load_model, load_tokenizer
     from repotune.models.registry import resolve_model
-    from repotune.tasks import load_split
+    from repotune.rundir import load_split
     from repotune.train.merge import run_merge
 
     adapter = args.run / "adapter"

@@ -14,7 +14,8 @@ from repotune.config import BuildConfig, EvaluateConfig, MineConfig, ModelConfig
 from repotune.evaluate.completion import COMPARISONS, retrieval_sample
 from repotune.evaluate.run import run_evaluate
 from repotune.mine import run_mine
-from repotune.tasks import load_split, run_build
+from repotune.rundir import load_split
+from repotune.tasks import run_build
 
 LABELS = ("base", "tuned", "base+retrieval", "tuned+retrieval")
 

@@ -224,7 +224,7 @@ def test_loss_only_task_says_no_generations(tmp_path):
 def test_bug_sections_from_separate_runs_keep_every_model(tmp_path):
     """`evaluate --bugs -m base` then `-m tuned`: the second run once replaced the section, so
     base vanished and no pair was left to compare. Both stay, per model and per bug."""
-    from repotune.evaluate.compare import update_summary
+    from repotune.rundir import update_section
 
     bugs = [f"b{i}" for i in range(12)]
 
@@ -239,16 +239,16 @@ def test_bug_sections_from_separate_runs_keep_every_model(tmp_path):
             },
         }
 
-    update_summary(tmp_path, "bugs", section("base", 1))
-    update_summary(tmp_path, "bugs", section("tuned", 11))
-    update_summary(tmp_path, "humaneval", {"n_problems": 1, "models": {"x": {"pass@1": 1.0}}})
+    update_section(tmp_path, "bugs", section("base", 1))
+    update_section(tmp_path, "bugs", section("tuned", 11))
+    update_section(tmp_path, "humaneval", {"n_problems": 1, "models": {"x": {"pass@1": 1.0}}})
     summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
     assert set(summary["bugs"]["models"]) == {"base", "tuned"}
     assert summary["bugs"]["per_bug"]["b5"]["models"] == {
         "base": {"n": 1, "c": 0, "fixed_turn": None},
         "tuned": {"n": 1, "c": 1, "fixed_turn": None},
     }
-    update_summary(tmp_path, "bugs", section("tuned", 12))  # a re-run replaces its own entry
+    update_section(tmp_path, "bugs", section("tuned", 12))  # a re-run replaces its own entry
     summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
     assert summary["bugs"]["models"]["tuned"]["plausible@1"] == 1.0
     assert summary["bugs"]["models"]["base"]["plausible@1"] == pytest.approx(1 / 12)

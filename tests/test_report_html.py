@@ -231,7 +231,12 @@ def test_a_handful_of_rows_decides_nothing(tmp_path):
     assert report.verdict.startswith("Too few test examples")
 
 
-def test_pass_at_k_from_candidate_outcomes(tmp_path):
+def test_pass_at_k_is_read_from_the_summary_evaluate_wrote(tmp_path):
+    """pass@k / plausible@k have one source, eval/summary.json: the report shows what the
+    evaluation computed (here with the shared estimator) and never recomputes them from rows;
+    the paired plausible@1 effect and the outcome counts come from the per-row outcomes."""
+    from repotune.evaluate.passk import mean_pass_at_k
+
     def rows(passes: list[int]) -> list[dict]:
         return [
             {"id": str(i), "nll": 1.0, "tokens": 1,
@@ -239,14 +244,28 @@ def test_pass_at_k_from_candidate_outcomes(tmp_path):
             for i, c in enumerate(passes)
         ]  # fmt: skip
 
-    report = collect(_synthetic(tmp_path, "repair", rows([0] * 8), rows([3, 0] * 4)))
-    task = report.tasks[0]
-    tuned = task.pass_columns["tuned"]
-    assert tuned["plausible@1"] == pytest.approx(0.15)  # (3/10 + 0) / 2
-    assert tuned["plausible@10"] == pytest.approx(0.5)
-    assert task.pass_columns["base"]["plausible@5"] == 0.0
+    base, tuned = rows([0] * 8), rows([3, 0] * 4)
+    run = _synthetic(tmp_path, "repair", base, tuned)
+    summary = json.loads((run / "eval" / "summary.json").read_text())
+    for model, passes in (("base", [0] * 8), ("tuned", [3, 0] * 4)):
+        scores = mean_pass_at_k([(10, c) for c in passes], [1, 5, 10])
+        summary["tasks"]["repair"][model] = {
+            **summary["tasks"]["repair"][model],
+            **{k.replace("pass", "plausible"): v for k, v in scores.items()},
+        }
+    summary["tasks"]["repair"]["base"]["plausible@5"] = 0.25  # not what the rows would give
+    (run / "eval" / "summary.json").write_text(json.dumps(summary))
+    task = collect(run).tasks[0]
+    tuned_cols = task.pass_columns["tuned"]
+    assert tuned_cols["plausible@1"] == pytest.approx(0.15)  # (3/10 + 0) / 2
+    assert tuned_cols["plausible@10"] == pytest.approx(0.5)
+    assert task.pass_columns["base"]["plausible@5"] == 0.25  # the summary's, as written
     assert task.outcomes["tuned"]["test_pass"] == 12
     assert [m.name for m in task.metrics] == ["loss", "plausible@1"]
+    assert task.metrics[1].effect == pytest.approx(0.15)  # paired over rows
+    del summary["tasks"]["repair"]["tuned"]["plausible@1"]  # a summary without scores: none
+    (run / "eval" / "summary.json").write_text(json.dumps(summary))
+    assert "plausible@1" not in collect(run).tasks[0].pass_columns["tuned"]
 
 
 def test_humaneval_section_is_compared_per_problem(tmp_path):

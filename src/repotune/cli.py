@@ -47,9 +47,10 @@ def _quiet_libraries() -> None:
 
 def _config(config: Path | None, sets: list[str] | None, out: Path | None = None):
     from repotune.config import load_config
+    from repotune.rundir import config_path
 
-    if config is None and out is not None and (out / "config.yaml").is_file():
-        config = out / "config.yaml"
+    if config is None and out is not None and config_path(out).is_file():
+        config = config_path(out)  # the run's own config, with --set applied on top
     return load_config(config, sets or [])
 
 

@@ -1,9 +1,20 @@
 """The run directory: the one module that knows the files stages pass each other.
 
-Every stage reads and writes plain files in RUN/ (see docs/build.md and DESIGN.md); this
-module owns their names and the rules for reading them, so two stages never disagree about
-what a file means. Above all, "the tuned model" has one rule here (`tuned_model`), which
-`evaluate`, `evaluate --bugs/--humaneval/--questions`, `serve` and `chat` all follow.
+Every stage reads and writes plain files in RUN/ (DESIGN.md, "The pipeline"); this module
+owns their names and the rules for reading them, so two stages never disagree about what a
+file means:
+
+- `config.yaml`: `read_config`, validated as every command validates a config;
+- `datasets/<task>/{train,val,test}.jsonl`: `split_path`, `load_split`, `built_tasks`;
+- `train/summary.json`: `train_summary`;
+- the tuned model, `adapter/` or `merged/`: `tuned_model`, the one rule that `evaluate` (all
+  its forms), `serve` and `chat` follow;
+- `eval/summary.json`, one section per benchmark (`tasks`, `bugs`, `humaneval`, `questions`)
+  with its scores, pass@k and plausible@k included: `read_eval_summary`, `update_section`,
+  `update_tasks`. The report reads the scores from here rather than recomputing them.
+
+Stages import this module and the shared layers, never each other (the import contract in
+pyproject.toml).
 """
 
 from __future__ import annotations
@@ -14,11 +25,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from repotune.errors import UserError
+from repotune.fsutil import read_jsonl, write_json
 
 if TYPE_CHECKING:
     from repotune.config import RunConfig
 
 CONFIG = "config.yaml"  # the run's config as `repotune run` (or the user) wrote it
+COMMITS = "commits.parquet"  # mine's output (schema: mine/store.py)
+MINE_STATS = "mine_stats.json"
+DATASETS = "datasets"
+SPLITS = ("train", "val", "test")
+EVAL_SUMMARY = "eval/summary.json"
 ADAPTER = "adapter"  # a PEFT adapter (lora, dora, qlora, lora-8bit)
 MERGED = "merged"  # a whole model: a full fine-tune, or `repotune merge` of the adapter
 
@@ -31,12 +48,54 @@ def _json(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def read_config(run_dir: Path) -> RunConfig | None:
-    """RUN/config.yaml validated as every command validates a config (None when absent)."""
+def config_path(run_dir: Path) -> Path:
+    return Path(run_dir) / CONFIG
+
+
+def read_config(run_dir: Path, strict: bool = True) -> RunConfig | None:
+    """RUN/config.yaml validated as every command validates a config; None when absent, and
+    with `strict` off also when it is not a valid config (for readers that only describe)."""
     from repotune.config import load_config
 
-    path = Path(run_dir) / CONFIG
-    return load_config(path) if path.is_file() else None
+    path = config_path(run_dir)
+    if not path.is_file():
+        return None
+    try:
+        return load_config(path)
+    except UserError:
+        if strict:
+            raise
+        return None
+
+
+# -- mine's outputs ----------------------------------------------------------------------------
+def commits_path(run_dir: Path) -> Path:
+    return Path(run_dir) / COMMITS
+
+
+def mine_stats(run_dir: Path) -> dict:
+    """RUN/mine_stats.json ({} before mining): the repository read, counts, drop reasons."""
+    return _json(Path(run_dir) / MINE_STATS)
+
+
+# -- datasets ----------------------------------------------------------------------------------
+def split_path(run_dir: Path, task: str, split: str) -> Path:
+    return Path(run_dir) / DATASETS / task / f"{split}.jsonl"
+
+
+def load_split(run_dir: Path, task: str, split: str) -> list[dict]:
+    """The rows build wrote for one task and split (Example fields: id, task, prompt,
+    completion, meta)."""
+    path = split_path(run_dir, task, split)
+    if not path.is_file():
+        raise UserError(f"missing dataset {path}: run `repotune build` first")
+    return read_jsonl(path)
+
+
+def built_tasks(run_dir: Path) -> list[str]:
+    """The tasks whose datasets the run holds, in the order build wrote them (its stats)."""
+    stats = _json(Path(run_dir) / DATASETS / "stats.json")
+    return [t for t in stats if split_path(run_dir, t, "train").is_file()]
 
 
 def train_summary(run_dir: Path) -> dict:
@@ -100,3 +159,67 @@ def is_trained(run_dir: Path) -> bool:
     except UserError:
         return False
     return True
+
+
+# -- eval/summary.json -------------------------------------------------------------------------
+def eval_summary_path(run_dir: Path) -> Path:
+    return Path(run_dir) / EVAL_SUMMARY
+
+
+def read_eval_summary(run_dir: Path) -> dict:
+    """Every section evaluation wrote; a missing file is a user's mistake."""
+    path = eval_summary_path(run_dir)
+    if not path.is_file():
+        raise UserError(f"no evaluation at {path}: run `repotune evaluate` first")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _summary_on_disk(run_dir: Path) -> dict:
+    path = eval_summary_path(run_dir)
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except json.JSONDecodeError:
+        summary = {}
+    return summary if isinstance(summary, dict) else {}
+
+
+def update_tasks(run_dir: Path, summary: dict) -> dict:
+    """Write the held-out tasks' results (`evaluate` without options): other sections (bugs,
+    humaneval, ...) stay, and so do tasks evaluated earlier (`--tasks complete` after
+    `commit`)."""
+    previous = _summary_on_disk(run_dir)
+    tasks = {**(previous.get("tasks") or {}), **summary["tasks"]}
+    merged = {**previous, **summary, "tasks": tasks}
+    write_json(eval_summary_path(run_dir), merged)
+    return merged
+
+
+def update_section(run_dir: Path, section: str, data: dict) -> dict:
+    """Merge one section into eval/summary.json, keeping the other sections and, within this
+    one, every model an earlier run scored (see `merge_section`)."""
+    summary = _summary_on_disk(run_dir)
+    summary.setdefault("tasks", {})
+    previous = summary.get(section)
+    summary[section] = merge_section(previous, data) if isinstance(previous, dict) else data
+    write_json(eval_summary_path(run_dir), summary)
+    return summary
+
+
+def merge_section(old: dict, new: dict) -> dict:
+    """`new`'s fields win, but a `models` map keeps the models only `old` has, here and in
+    per-item maps (`per_bug`): one `evaluate -m other` run must not erase the base and tuned
+    scores already there. Each model's entry carries its own item count (`n_problems`,
+    `n_bugs`), so an entry from an earlier run on another subset stays labelled."""
+    out = {**old, **new}
+    for key, value in new.items():
+        prev = old.get(key)
+        if not (isinstance(value, dict) and isinstance(prev, dict)):
+            continue
+        if key == "models":
+            out[key] = {**prev, **value}
+        elif key == "per_bug":
+            out[key] = {
+                item: merge_section(prev.get(item) or {}, value.get(item) or {})
+                for item in {**prev, **value}
+            }
+    return out

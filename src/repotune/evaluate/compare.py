@@ -1,15 +1,13 @@
-"""Which models to compare, and where comparisons land: `eval/summary.json`, one section per
-benchmark (`tasks` from held-out splits, `bugs`, `humaneval`) so the report reads one file."""
+"""Which models to compare: base, the run's tuned model, or any other model or endpoint.
+Their scores land in `eval/summary.json` (rundir.update_section), one section per benchmark."""
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from repotune.config import EvalExecConfig, ModelConfig
-from repotune.fsutil import write_json
 from repotune.infer.backends import Backend, open_backend
 from repotune.rundir import is_trained, tuned_model
 
@@ -55,40 +53,3 @@ def open_contender(c: Contender, cfg: EvalExecConfig, dtype: str) -> Backend:
 def file_label(label: str) -> str:
     """A model label as a file name: `openai:gpt-4o` -> `openai_gpt-4o`."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "model"
-
-
-def update_summary(run_dir: Path, section: str, data: dict) -> dict:
-    """Merge one section into eval/summary.json, keeping the other sections and, within this
-    one, every model an earlier run scored (see `merge_section`)."""
-    path = run_dir / "eval" / "summary.json"
-    summary: dict = {}
-    if path.is_file():
-        try:
-            summary = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            summary = {}
-    summary.setdefault("tasks", {})
-    previous = summary.get(section)
-    summary[section] = merge_section(previous, data) if isinstance(previous, dict) else data
-    write_json(path, summary)
-    return summary
-
-
-def merge_section(old: dict, new: dict) -> dict:
-    """`new`'s fields win, but a `models` map keeps the models only `old` has, here and in
-    per-item maps (`per_bug`): one `evaluate -m other` run must not erase the base and tuned
-    scores already there. Each model's entry carries its own item count (`n_problems`,
-    `n_bugs`), so an entry from an earlier run on another subset stays labelled."""
-    out = {**old, **new}
-    for key, value in new.items():
-        prev = old.get(key)
-        if not (isinstance(value, dict) and isinstance(prev, dict)):
-            continue
-        if key == "models":
-            out[key] = {**prev, **value}
-        elif key == "per_bug":
-            out[key] = {
-                item: merge_section(prev.get(item) or {}, value.get(item) or {})
-                for item in {**prev, **value}
-            }
-    return out

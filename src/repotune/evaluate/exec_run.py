@@ -18,6 +18,7 @@ from repotune.evaluate.manifest import Bug, load_bugs, save_bugs
 from repotune.evaluate.sandbox import Limits, Sandbox, describe, isolation
 from repotune.evaluate.validate import OutcomeCache, Validator
 from repotune.fsutil import read_jsonl, write_json, write_jsonl
+from repotune.rundir import update_section
 
 Say = Callable[[str], None]
 
@@ -257,7 +258,7 @@ def run_humaneval(
 ) -> dict:
     """pass@k per model on HumanEval (or on a given samples file); writes eval/humaneval/."""
     from repotune.evaluate import humaneval as he
-    from repotune.evaluate.compare import contenders, file_label, open_contender, update_summary
+    from repotune.evaluate.compare import contenders, file_label, open_contender
     from repotune.infer.generate import Decoding
 
     ex = cfg.eval_exec
@@ -326,14 +327,14 @@ def run_humaneval(
                 "outcomes": he.outcome_counts(results),
             }
             say(f"{label}: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
-    update_summary(run_dir, "humaneval", section)
+    update_section(run_dir, "humaneval", section)
     return section
 
 
 def run_questions(
     run_dir: Path, questions_path: Path, models: list[str] | None, cfg: RunConfig, say: Say
 ) -> Path:
-    from repotune.evaluate.compare import contenders, open_contender, update_summary
+    from repotune.evaluate.compare import contenders, open_contender
     from repotune.evaluate.questions import load_questions, run_tests, side_by_side
     from repotune.fsutil import atomic_write_text
     from repotune.infer.generate import Decoding
@@ -358,7 +359,7 @@ def run_questions(
     write_jsonl(out_dir / "answers.jsonl", [r for rows in answers.values() for r in rows])
     page = out_dir / "questions.md"
     atomic_write_text(page, side_by_side(questions, answers))
-    update_summary(
+    update_section(
         run_dir,
         "questions",
         {

@@ -18,7 +18,7 @@ from rich.progress import Progress
 
 from repotune.config import EvalExecConfig
 from repotune.evaluate import bugtable
-from repotune.evaluate.compare import Contender, file_label, open_contender, update_summary
+from repotune.evaluate.compare import Contender, file_label, open_contender
 from repotune.evaluate.feedback import extract_error
 from repotune.evaluate.manifest import Bug
 from repotune.evaluate.passk import mean_pass_at_k, ranked_at_k
@@ -27,6 +27,7 @@ from repotune.fsutil import write_jsonl
 from repotune.infer.backends import Backend
 from repotune.infer.generate import Decoding
 from repotune.records import Candidate
+from repotune.rundir import update_section
 
 REPAIR_INSTRUCTION = (
     "The code below has a bug in the commented-out lines. Write the lines that replace "
@@ -290,7 +291,7 @@ def write_bug_report(
         else {}
     )
     cells = bugtable.per_bug(result["rows"])
-    update_summary(
+    update_section(
         run_dir,
         "bugs",
         {

@@ -6,7 +6,6 @@ adapter. Per-row results go to eval/<task>/<model>.jsonl so a report can bootstr
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -23,13 +22,12 @@ from repotune.evaluate.metrics import (
     loss_summary,
 )
 from repotune.evaluate.sample import spread_sample
-from repotune.fsutil import write_json, write_jsonl
+from repotune.fsutil import write_jsonl
 from repotune.infer.generate import generate
 from repotune.infer.grammar import diff_regex
 from repotune.models.load import load_model, load_tokenizer
 from repotune.models.registry import resolve_model
-from repotune.rundir import tuned_model
-from repotune.tasks import load_split
+from repotune.rundir import load_split, split_path, tuned_model, update_tasks
 from repotune.tasks.commit import old_side
 
 
@@ -40,7 +38,7 @@ def _old_sides(run_dir: Path, rows: list[dict], build: BuildConfig) -> list | No
     olds = [old_side(r["prompt"], build) for r in rows]
     if any(old is None for old in olds):
         return None
-    if not (run_dir / "datasets" / "commit" / "train.jsonl").is_file():
+    if not split_path(run_dir, "commit", "train").is_file():
         return None
     train = load_split(run_dir, "commit", "train")
     sample = [train[i] for i in spread_sample(train, 50, seed=2)]
@@ -184,10 +182,7 @@ def run_evaluate(
         summary["tasks"][task] = result
     # Other evaluations (bugs, humaneval, ...) keep their sections of the same file, and tasks
     # evaluated earlier (`--tasks complete` after `commit`) keep theirs.
-    path = run_dir / "eval" / "summary.json"
-    previous = json.loads(path.read_text()) if path.is_file() else {}
-    tasks = {**(previous.get("tasks") or {}), **summary["tasks"]}
-    write_json(path, {**previous, **summary, "tasks": tasks})
+    update_tasks(run_dir, summary)
     from repotune.cards import write_cards
 
     write_cards(run_dir)  # the model cards' model-index now has these results

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from repotune.errors import UserError
-from repotune.evaluate.passk import mean_pass_at_k
 from repotune.fsutil import read_jsonl
 from repotune.report.effects import ALPHA, MIN_ROWS, Metric, decide, p_phrase, signed
 from repotune.report.execution import Benchmark, benchmarks
 from repotune.report.stats import loss_ratio_ci, mean_ci, mean_diff_ci
+from repotune.rundir import read_eval_summary, split_path, train_summary
 
 MODELS = ("base", "tuned")
 # Per-row scores of a generation (evaluate/run.py); change similarity only for diffs.
@@ -192,10 +192,7 @@ class Report:
 
 def collect(run_dir: Path, max_examples: int = 6) -> Report:
     """Everything the report shows, computed from the files of one run directory."""
-    summary_path = run_dir / "eval" / "summary.json"
-    if not summary_path.is_file():
-        raise UserError(f"no evaluation at {summary_path}: run `repotune evaluate` first")
-    summary = json.loads(summary_path.read_text())
+    summary = read_eval_summary(run_dir)
     tasks = [
         _task_result(run_dir, task, res, max_examples)
         for task, res in summary.get("tasks", {}).items()
@@ -204,7 +201,7 @@ def collect(run_dir: Path, max_examples: int = 6) -> Report:
     return Report(
         model=summary.get("model", "?"),
         tasks=tasks,
-        train=_read_json(run_dir / "train" / "summary.json", {}),
+        train=train_summary(run_dir),
         history=_read_json(run_dir / "train" / "log_history.json", []),
         benchmarks=benchmarks(run_dir, summary),
     )
@@ -245,7 +242,7 @@ def _task_result(run_dir: Path, task: str, res: dict, max_examples: int) -> Task
                    len(paired), votes=not (diffs and key == "edit_similarity"))
         )  # fmt: skip
     pass_name = "plausible" if task == "repair" else "pass"
-    pass_columns = {m: _pass_columns(res[m], rows[m], pass_name) for m in MODELS}
+    pass_columns = {m: _pass_columns(res[m]) for m in MODELS}
     paired = [(_pass1(b), _pass1(t)) for b, t in zip(base, tuned)]
     paired = [(b, t) for b, t in paired if b is not None and t is not None]
     if paired:
@@ -294,16 +291,11 @@ def _pass1(row: dict) -> float | None:
     return sum(o == "test_pass" for o in outs) / len(outs) if outs else None
 
 
-def _pass_columns(summary: dict, rows: list[dict], name: str) -> dict[str, float]:
-    """pass@k / plausible@k: taken from the eval summary when evaluate wrote them, else
-    computed from row outcomes with the unbiased estimator for each k the rows allow."""
+def _pass_columns(summary: dict) -> dict[str, float]:
+    """pass@k / plausible@k as evaluation wrote them in eval/summary.json: the report shows
+    scores, it does not recompute them (rundir.py owns the summary's sections)."""
     given = {k: v for k, v in summary.items() if k.split("@")[0] in ("pass", "plausible")}
-    if given:
-        return {k: float(v) for k, v in given.items() if v is not None}
-    counts = [(len(o), sum(x == "test_pass" for x in o)) for o in map(_outcomes, rows) if o]
-    return {
-        k.replace("pass@", f"{name}@"): v for k, v in mean_pass_at_k(counts, [1, 5, 10]).items()
-    }
+    return {k: float(v) for k, v in given.items() if v is not None}
 
 
 def _examples(
@@ -313,7 +305,7 @@ def _examples(
     both = [(b, t) for b, t in zip(base, tuned) if "generation" in b and "generation" in t]
     if not both or limit <= 0:
         return []
-    test_path = run_dir / "datasets" / task / "test.jsonl"
+    test_path = split_path(run_dir, task, "test")
     source = {r["id"]: r for r in read_jsonl(test_path)} if test_path.is_file() else {}
 
     def gap(pair: tuple[dict, dict]) -> float:

@@ -12,7 +12,6 @@ task's "+ retrieval" rows did.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from repotune.config import CompleteTaskConfig, TreeConfig
 from repotune.errors import UserError
 from repotune.infer.retrieval import Index, context_block, query_of, windows
 from repotune.models.fim import FimTokens, completion_prompt, detect_fim
+from repotune.rundir import mine_stats, read_config
 
 TRANSCRIPT_STOP = "\nUser:"
 
@@ -124,11 +124,9 @@ def completion_settings(
     (`build.tree.repo`, else the one `mine` read). Needs no model, so a bad config or a missing
     repository stops `serve` before the model loads."""
     settings, tree = CompleteTaskConfig(), TreeConfig()
-    if run is not None and (Path(run) / "config.yaml").is_file():
-        from repotune.config import load_config
-
-        build = load_config(Path(run) / "config.yaml").build
-        settings, tree = build.complete, build.tree
+    saved = read_config(Path(run)) if run is not None else None
+    if saved is not None:
+        settings, tree = saved.build.complete, saved.build.tree
     if repo is not None and not retrieval:
         raise UserError("--repo names the repository --retrieval indexes: add --retrieval")
     if not retrieval:
@@ -143,11 +141,7 @@ def completion_settings(
 
 def _served_repo(run: Path | None, repo: str | Path | None) -> Path:
     if repo is None and run is not None:
-        try:
-            stats = json.loads((Path(run) / "mine_stats.json").read_text(encoding="utf-8"))
-            repo = stats.get("repo") if isinstance(stats, dict) else None
-        except (OSError, ValueError):
-            repo = None
+        repo = mine_stats(Path(run)).get("repo")
     if not repo:
         raise UserError(
             "--retrieval indexes a repository: pass --repo PATH (or --run RUN of a mined run)"

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from repotune.config import BuildConfig
-from repotune.errors import UserError
-from repotune.fsutil import read_jsonl, write_json, write_jsonl
+from repotune.fsutil import write_json, write_jsonl
+from repotune.rundir import commits_path, load_split, split_path  # noqa: F401 (load_split: bench)
 from repotune.tasks.context import BuildContext
 from repotune.tasks.split import (
     SPLITS,
@@ -139,7 +139,7 @@ def build_complete(ctx: BuildContext) -> TaskRows:
 
 
 def _has_commits(ctx: BuildContext) -> bool:
-    return (ctx.run_dir / "commits.parquet").is_file()
+    return commits_path(ctx.run_dir).is_file()
 
 
 def _by_path(ctx: BuildContext, rows: list[dict]) -> dict[str, list[dict]]:
@@ -244,9 +244,8 @@ def run_build(
         weight = cfg.mixture.get(task, 1.0)
         if weight != 1.0:
             built.splits["train"] = _weighted(built.splits["train"], weight, cfg.seed)
-        out = run_dir / "datasets" / task
         for name in SPLITS:
-            write_jsonl(out / f"{name}.jsonl", built.splits[name])
+            write_jsonl(split_path(run_dir, task, name), built.splits[name])
         stats[task] = {
             "commits": {},  # history tasks: commits per split (the CLI prints it)
             **built.info,
@@ -267,10 +266,3 @@ def run_build(
 
     write_dataset_card(run_dir)
     return stats
-
-
-def load_split(run_dir: Path, task: str, split: str) -> list[dict]:
-    path = run_dir / "datasets" / task / f"{split}.jsonl"
-    if not path.is_file():
-        raise UserError(f"missing dataset {path}: run `repotune build` first")
-    return read_jsonl(path)

@@ -4,7 +4,6 @@ trained (FIM tokens, chat templates, token caps)."""
 
 from __future__ import annotations
 
-import json
 import random
 from functools import cached_property
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 from repotune.config import BuildConfig
 from repotune.errors import UserError
+from repotune.rundir import commits_path, mine_stats, read_config
 
 
 class BuildContext:
@@ -29,18 +29,14 @@ class BuildContext:
     def commits(self) -> list:
         from repotune.mine.store import read_commits
 
-        path = self.run_dir / "commits.parquet"
+        path = commits_path(self.run_dir)
         if not path.is_file():
             raise UserError(f"no mined commits at {path}: run `repotune mine` first")
         return read_commits(path)
 
     @cached_property
     def mine_stats(self) -> dict:
-        path = self.run_dir / "mine_stats.json"
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
+        return mine_stats(self.run_dir)
 
     @cached_property
     def model_name(self) -> str:
@@ -51,13 +47,8 @@ class BuildContext:
 
         name = self.cfg.model or self._model
         if name is None:
-            import yaml
-
-            try:
-                saved = yaml.safe_load((self.run_dir / "config.yaml").read_text("utf-8"))
-                name = ((saved or {}).get("model") or {}).get("name")
-            except (OSError, yaml.YAMLError, AttributeError):
-                name = None
+            saved = read_config(self.run_dir, strict=False)
+            name = saved.model.name if saved else None
         return name or EMBEDDED_DEFAULT
 
     @cached_property

@@ -16,7 +16,7 @@ from datasets import Dataset
 from repotune.config import ModelConfig, TrainConfig
 from repotune.errors import UserError
 from repotune.models.encode import encode_example
-from repotune.tasks import load_split
+from repotune.rundir import load_split, split_path
 
 # Settings that change how a run is watched or saved, not what it learns: a checkpoint made
 # under other values of these is still the same run, so changing them must not restart it.
@@ -79,7 +79,7 @@ def fingerprint(run_dir: Path, tasks: list[str], model_cfg: ModelConfig, cfg: Tr
     """Checkpoints are only resumed for the same data and settings they were trained on."""
     h = hashlib.sha256()
     for task in tasks:
-        h.update((run_dir / "datasets" / task / "train.jsonl").read_bytes())
+        h.update(split_path(run_dir, task, "train").read_bytes())
     h.update(model_cfg.model_dump_json().encode())
     h.update(cfg.model_dump_json(exclude=RESUMABLE_FIELDS).encode())
     return h.hexdigest()
