@@ -63,7 +63,7 @@ def test_help_has_an_example():
         (["nosuchcmd"], "No such command 'nosuchcmd'"),
         (["mine", "--nosuch"], "No such option: --nosuch"),
         (["train", "--out"], "Option '--out' requires an argument"),
-        (["run", "A", "B"], "unexpected extra argument"),
+        (["report", "A"], "unexpected extra argument"),
     ],
 )
 def test_usage_errors_are_one_line_with_exit_code_2(args, says):

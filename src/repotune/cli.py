@@ -466,20 +466,58 @@ def report(
 
 @app.command()
 def run(
-    repo: Annotated[Path, typer.Argument(help="path to a git repository")],
+    repo: Annotated[
+        list[Path] | None, typer.Argument(help="path to a git repository (or several)")
+    ] = None,
+    repos: Annotated[
+        Path | None,
+        typer.Option("--repos", help="YAML list of repositories: path, weight, branch, name"),
+    ] = None,
     out: OutOpt = Path("runs/latest"),
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
-    """Mine, build, train, evaluate and report in one go.
+    """Mine, build, train, evaluate and report in one go, on one repository or several
+    (one dataset cut at one date, one adapter, results overall and per repository).
 
     Example: repotune run . --out runs/self -c configs/quickstart.yaml
+    Example: repotune run ../api ../web ../cli --out runs/org (or --repos repos.yaml)
     """
     _quiet_libraries()
-    from repotune.pipeline import run_all
+    from repotune.pipeline import run_all, run_many
 
     cfg = _config(config, set_, None)
-    report_path = run_all(repo, out, cfg, say=_say)
+    if repos is None and len(repo or []) == 1:
+        report_path = run_all(repo[0], out, cfg, say=_say)
+    else:
+        from repotune.mine.repos import load_repo_list, specs_from_paths
+
+        specs = specs_from_paths(repo or []) + (load_repo_list(repos) if repos else [])
+        if not specs:
+            raise UserError("give a repository path (or several), or --repos FILE")
+        report_path = run_many(specs, out, cfg, say=_say)
+    typer.echo(report_path.read_text())
+
+
+@app.command()
+def refresh(
+    run_dir: Annotated[Path, typer.Argument(help="a run folder `repotune run` made")],
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Keep a run up to date: mine only the commits made since, move the time split forward
+    (the newest commits become the test set), continue training the adapter on the new rows
+    plus a replay sample of old ones, evaluate, and add this refresh to the report.
+
+    Example: repotune refresh runs/myproject --set refresh.replay=2
+    """
+    _quiet_libraries()
+    from repotune.pipeline import refresh_run
+
+    if not run_dir.is_dir():
+        raise UserError(f"run folder not found: {run_dir}")
+    cfg = _config(config, set_, run_dir)  # the run's own config.yaml unless -c is given
+    report_path = refresh_run(run_dir, cfg, say=_say)
     typer.echo(report_path.read_text())
 
 

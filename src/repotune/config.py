@@ -87,6 +87,9 @@ class MineConfig(_Section):
     author_salt: str = Field(default="", description="salt for hash_authors")
     workers: int | None = Field(default=None, ge=1, description="processes; default: CPU cores")
     shard_size: int | None = Field(default=None, ge=1, description="commits per shard")
+    repo_workers: int = Field(
+        default=2, ge=1, description="repositories mined at once in a run of several"
+    )
 
     @field_validator("encoding_fallback")
     @classmethod
@@ -513,6 +516,28 @@ class EvalExecConfig(_Section):
     humaneval_timeout: float = Field(default=3.0, gt=0, description="seconds per problem")
 
 
+class RefreshConfig(_Section):
+    """`repotune refresh RUN`: how the adapter keeps up with new commits (docs/train.md)."""
+
+    replay: float = Field(
+        default=1.0, ge=0, description="old train rows replayed per new row (a seeded sample)"
+    )
+    epochs: float = Field(default=1.0, gt=0, description="passes over new + replayed rows")
+    steps: int | None = Field(default=None, ge=1, description="steps per refresh (default: epochs)")
+    lr_scheduler: str = Field(
+        default="constant", description="learning rate of the continued steps (see train)"
+    )
+
+    @field_validator("lr_scheduler")
+    @classmethod
+    def _known_scheduler(cls, value: str) -> str:
+        if value not in _COMMON_SCHEDULERS:
+            from transformers.trainer_utils import SchedulerType
+
+            _one_of(value, [s.value for s in SchedulerType])
+        return value
+
+
 class RunConfig(_Section):
     mine: MineConfig = Field(default_factory=MineConfig)
     build: BuildConfig = Field(default_factory=BuildConfig)
@@ -520,6 +545,7 @@ class RunConfig(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     eval_exec: EvalExecConfig = Field(default_factory=EvalExecConfig)
+    refresh: RefreshConfig = Field(default_factory=RefreshConfig)
 
 
 def _one_of(value: str, names: list[str]) -> None:

@@ -66,6 +66,8 @@ class Commit:
     author: str
     message: str
     files: list[FileChange] = field(default_factory=list)
+    # The repository's name in a run of several (`repotune run A B`); None in a run of one.
+    repo: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -87,7 +87,7 @@ Keys = tuple[list[bytes | None], list[bytes | None]]
 
 def config_key(cfg: MineConfig) -> str:
     """The arguments that shape the output; workers and shard size only decide how it is cut."""
-    fields = cfg.model_dump(mode="json", exclude={"workers", "shard_size"})
+    fields = cfg.model_dump(mode="json", exclude={"workers", "shard_size", "repo_workers"})
     return json.dumps({"format": FORMAT, **fields}, sort_keys=True)
 
 

@@ -51,6 +51,10 @@ COMMIT_SCHEMA = pa.schema(
         ("files", pa.list_(FILE_TYPE)),
     ]
 )
+# A run of several repositories adds the repository's name; a run of one writes the file as
+# before, so older run folders and other tools' files read the same.
+REPO_FIELD = pa.field("repo", pa.string())
+MULTI_SCHEMA = COMMIT_SCHEMA.append(REPO_FIELD)
 # Row groups are cut by text size: keeps memory bounded and each string column chunk far
 # below Arrow's 2 GiB limit for `string` offsets.
 ROW_GROUP_BYTES = 64 << 20
@@ -72,13 +76,15 @@ WRITE_OPTIONS: dict[str, Any] = {
 
 
 def write_commits(path: Path, commits: list[Commit]) -> None:
-    """Write `commits` to `path` atomically; an empty list gives a valid, empty file."""
+    """Write `commits` to `path` atomically; an empty list gives a valid, empty file. The
+    `repo` column is written when a commit names its repository."""
+    schema = MULTI_SCHEMA if any(c.repo is not None for c in commits) else COMMIT_SCHEMA
     with (
         atomic_path(Path(path)) as tmp,
-        pq.ParquetWriter(tmp, COMMIT_SCHEMA, **WRITE_OPTIONS) as writer,
+        pq.ParquetWriter(tmp, schema, **WRITE_OPTIONS) as writer,
     ):
         for rows in _row_groups(commits):
-            writer.write_table(pa.Table.from_pylist(rows, schema=COMMIT_SCHEMA))
+            writer.write_table(pa.Table.from_pylist(rows, schema=schema))
 
 
 def read_commits(path: Path) -> list[Commit]:
@@ -93,7 +99,8 @@ def read_commits(path: Path) -> list[Commit]:
     missing = [n for n in COMMIT_SCHEMA.names if n not in table.column_names]
     if missing:
         raise UserError(f"{path}: missing commit columns: {', '.join(missing)}")
-    return [Commit.from_dict(row) for row in table.select(COMMIT_SCHEMA.names).to_pylist()]
+    names = MULTI_SCHEMA.names if REPO_FIELD.name in table.column_names else COMMIT_SCHEMA.names
+    return [Commit.from_dict(row) for row in table.select(names).to_pylist()]
 
 
 def row_size(row: dict[str, Any]) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from repotune.fsutil import atomic_write_text
+from repotune.report import fleet
 from repotune.report.collect import (
     Completion,
     Report,
@@ -240,6 +241,7 @@ def render(run_dir: Path, report: Report | None = None) -> str:
         lines += _task_tables(t)
     for b in report.benchmarks:
         lines += _benchmark(b)
+    lines += fleet.markdown(run_dir)  # per repository, and over refreshes
     if report.train:
         lines += _training(report)
     if (run_dir / "report.html").is_file():

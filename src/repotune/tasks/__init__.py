@@ -22,6 +22,7 @@ from repotune.config import BuildConfig
 from repotune.fsutil import write_json, write_jsonl
 from repotune.rundir import commits_path, load_split, split_path  # noqa: F401 (load_split: bench)
 from repotune.tasks.context import BuildContext
+from repotune.tasks.repos import repo_counts, repo_weights, weigh
 from repotune.tasks.split import (
     SPLITS,
     drop_leaks,
@@ -55,6 +56,8 @@ def _by_commit_time(
     for (commit, rows), label in zip(groups, labels, strict=True):
         for row in rows:
             row["meta"]["split"] = label
+            if commit.repo is not None:  # a run of several repositories (tasks/repos.py)
+                row["meta"]["repo"] = commit.repo
             splits[label].append(row)
         if label != "train" and rows:
             ctx.held_out_times.append(commit.committer_time)
@@ -244,6 +247,7 @@ def run_build(
         weight = cfg.mixture.get(task, 1.0)
         if weight != 1.0:
             built.splits["train"] = _weighted(built.splits["train"], weight, cfg.seed)
+        built.splits["train"] = weigh(built.splits["train"], repo_weights(ctx.mine_stats), cfg.seed)
         for name in SPLITS:
             write_jsonl(split_path(run_dir, task, name), built.splits[name])
         stats[task] = {
@@ -255,6 +259,8 @@ def run_build(
         }
         if weight != 1.0:
             stats[task]["mixture"] = {"weight": weight, "train_before": before_mix}
+        if (per_repo := repo_counts(built.splits)) is not None:
+            stats[task]["repos"] = per_repo
         done[task] = built.splits
     # Token lengths when asked, or for free once a task has loaded the tokenizer anyway.
     tokenizer = ctx.tokenizer if token_stats or "tokenizer" in ctx.__dict__ else None

@@ -52,9 +52,11 @@ def run_train(
     cfg: TrainConfig,
     tasks: list[str] | None = None,
     warn: Callable[[str], None] = _warn,
+    rows: list[dict] | None = None,
 ) -> dict:
     """Train on the mix of `tasks` into run_dir/adapter (full: run_dir/merged); returns a
-    summary. A run that was interrupted resumes from its last checkpoint when called again."""
+    summary. A run that was interrupted resumes from its last checkpoint when called again.
+    `rows`: train on these instead of the train splits (a refresh: train/refresh.py)."""
     from trl import SFTConfig
 
     from repotune.train.trainer import Trainer
@@ -62,6 +64,7 @@ def run_train(
     run_dir = Path(run_dir)
     tasks = tasks or ["commit"]
     train_rows, val_rows = load_rows(run_dir, tasks)
+    train_rows = train_rows if rows is None else rows
     model_path = resolve_model(model_cfg.name)
     out_dir = run_dir / ("merged" if cfg.method == "full" else "adapter")
     if Path(model_path) == out_dir.resolve():  # continuing from a merged run: not into itself
