@@ -1,6 +1,7 @@
 # `make quickstart`: set up .venv and fine-tune the embedded default model on this repository.
 # `make test`: set up .venv and run the linter and the test-suite.
 # `make lock`: re-resolve requirements.lock from pyproject.toml (see README.md).
+# `make llamacpp-check`: compile llama.cpp (llama-cpp-python) and run exported GGUFs in it.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -8,7 +9,7 @@ LOCK := requirements.lock
 # e.g. `make lock LOCK_FLAGS=--upgrade`, or LOCK_FLAGS="--upgrade-package typer"
 LOCK_FLAGS ?=
 
-.PHONY: quickstart test lint clean chromium lock
+.PHONY: quickstart test lint clean chromium lock llamacpp-check
 
 # Every package at the version requirements.lock pins, the versions the tests passed with:
 # a fresh machine gets no newer release than they did. torch==2.13.0 there is met by the CPU
@@ -43,6 +44,12 @@ chromium:
 
 test: lint chromium
 	$(BIN)/pytest -q
+
+# llama-cpp-python ships only as source on PyPI: pip compiles llama.cpp (cmake and a C++
+# compiler; ≈7 min on 2 cores). Kept out of `make test` and CI, whose llama.cpp tests skip.
+llamacpp-check: $(VENV)/.installed
+	$(BIN)/pip install -q --disable-pip-version-check -c $(LOCK) -e ".[dev,llamacpp]"
+	$(BIN)/pytest -q -m llamacpp tests/test_gguf_llamacpp.py
 
 clean:
 	rm -rf $(VENV) runs

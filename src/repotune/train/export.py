@@ -174,11 +174,27 @@ def _metadata(writer, model_dir: Path, config: dict, template: Path | None, outt
     writer.add_rope_freq_base(theta)
     if config.get("sliding_window"):
         writer.add_sliding_window(config["sliding_window"])
+        _local_attention(writer, config, rope)
     if config.get("final_logit_softcapping"):
         writer.add_final_logit_softcapping(config["final_logit_softcapping"])
     if template is not None:
         return _vocab_from_template(writer, template)
     return _vocab_from_tokenizer_json(writer, model_dir)
+
+
+def _local_attention(writer, config: dict, rope: dict) -> None:
+    """Which layers slide and their RoPE base, where they differ from what llama.cpp assumes
+    for Gemma 3 (every 6th layer global, local base 10000; the converter writes neither key,
+    and the real models follow it). A model that does not would otherwise run differently in
+    llama.cpp, which reads these keys (Ollama's own engine may not)."""
+    types = config.get("layer_types") or []
+    swa = [t == "sliding_attention" for t in types]
+    if swa and swa != [i % 6 < 5 for i in range(len(swa))]:
+        writer.add_sliding_window_pattern(swa)
+    local = rope.get("sliding_attention", {}).get("rope_theta")
+    local = local or config.get("rope_local_base_freq", 10000.0)
+    if local != 10000.0:
+        writer.add_rope_freq_base_swa(local)
 
 
 def _vocab_from_template(writer, template: Path) -> int:
