@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from bugsuite import make_suite  # noqa: E402
 
-from repotune.evaluate.manifest import load_bugs  # noqa: E402
-from repotune.evaluate.sandbox import Limits, Sandbox, describe, isolation  # noqa: E402
-from repotune.evaluate.validate import Validator  # noqa: E402
+from repotune.sandbox import Limits, Sandbox, describe, isolation  # noqa: E402
+from repotune.sandbox.manifest import load_bugs  # noqa: E402
+from repotune.sandbox.validate import Validator  # noqa: E402
 
 
 def _jobs(bugs, validator, rounds: int) -> list[tuple[str, str]]:

@@ -213,7 +213,7 @@ NO_READ_ONLY = 3  # exit code of a child that could not get its read-only mount
 
 def _read_only(folder: str) -> None:
     """Bind `folder` read-only over itself in a mount namespace of this process alone."""
-    from repotune.evaluate import _jail
+    from repotune.sandbox import _jail
 
     _jail._unshare(_jail.CLONE_NEWNS)
     _jail._mount(None, "/", None, _jail.MS_REC | _jail.MS_PRIVATE)

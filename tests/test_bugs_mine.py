@@ -245,7 +245,7 @@ class _CountingValidator:
         return "x = 1\n"
 
     def validate(self, jobs):
-        from repotune.evaluate.validate import Outcome
+        from repotune.sandbox.validate import Outcome
 
         (bug_id, text), i = jobs[0], int(jobs[0][0][1:])
         self.runs.append((bug_id, text))
@@ -255,7 +255,7 @@ class _CountingValidator:
 
 @pytest.mark.parametrize("workers", [1, 3])
 def test_max_bugs_starts_nothing_once_enough_bugs_are_confirmed(workers):
-    from repotune.evaluate.manifest import Bug
+    from repotune.sandbox.manifest import Bug
 
     bugs = [Bug(f"b{i}", "r", "f.py", (1, 1), "t", fix="FIX") for i in range(20)]
     validator = _CountingValidator(real={2, 3, 9, 15}, workers=workers)
@@ -272,9 +272,9 @@ def test_max_bugs_starts_nothing_once_enough_bugs_are_confirmed(workers):
 def test_a_test_command_that_bypasses_the_scratch_copy_is_named(shadowed, tmp_path):
     """`python -I` ignores PYTHONPATH: its tests would import the installed copy, and the
     probe says so in one line."""
-    from repotune.evaluate.manifest import Bug
-    from repotune.evaluate.sandbox import Sandbox
-    from repotune.evaluate.validate import Validator
+    from repotune.sandbox import Sandbox
+    from repotune.sandbox.manifest import Bug
+    from repotune.sandbox.validate import Validator
 
     repo, venv, ids = shadowed
     fix = ids["Fix mean of an empty list"]

@@ -12,7 +12,7 @@ import pytest
 
 from repotune.errors import UserError
 from repotune.evaluate import humaneval as he
-from repotune.evaluate.sandbox import Limits, Sandbox
+from repotune.sandbox import Limits, Sandbox
 
 TASKS = ["HumanEval/0", "HumanEval/2", "HumanEval/4"]
 

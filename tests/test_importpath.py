@@ -1,7 +1,7 @@
 """Where a Python project's tests import it from: its import roots, and the interpreter a test
 command starts."""
 
-from repotune.evaluate.importpath import import_roots, interpreter, pythonpath_env, top_level_names
+from repotune.sandbox.importpath import import_roots, interpreter, pythonpath_env, top_level_names
 
 
 def _tree(root, files):

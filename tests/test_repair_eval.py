@@ -14,16 +14,16 @@ from fakeopenai import FakeOpenAI
 
 from repotune.config import EvalExecConfig, RunConfig
 from repotune.evaluate.compare import Contender
-from repotune.evaluate.manifest import Bug, load_bugs, save_bugs
 from repotune.evaluate.repair_eval import (
     evaluate_repair,
     feedback_prompt,
     repair_prompt_for,
     write_bug_report,
 )
-from repotune.evaluate.sandbox import Limits, Sandbox
-from repotune.evaluate.validate import Validator
 from repotune.infer.generate import Completion
+from repotune.sandbox import Limits, Sandbox
+from repotune.sandbox.manifest import Bug, load_bugs, save_bugs
+from repotune.sandbox.validate import Validator
 
 
 @pytest.fixture(scope="module")

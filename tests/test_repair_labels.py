@@ -10,9 +10,9 @@ from bugsuite import make_suite
 
 from repotune.config import BuildConfig, EvalExecConfig, RepairTaskConfig, RunConfig
 from repotune.errors import UserError
-from repotune.evaluate.manifest import bug_fingerprint, load_bugs, parse_bug, save_bugs
 from repotune.evaluate.repair_eval import repair_prompt_for
 from repotune.infer.generate import Completion
+from repotune.sandbox.manifest import bug_fingerprint, load_bugs, parse_bug, save_bugs
 from repotune.tasks import run_build
 from repotune.tasks.fixsets import load_external
 

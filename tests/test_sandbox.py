@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from repotune.evaluate.sandbox import Limits, Sandbox, describe, isolation
+from repotune.sandbox import Limits, Sandbox, describe, isolation
 
 PY = sys.executable
 

@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
-from repotune.evaluate.manifest import Bug
-from repotune.evaluate.sandbox import Sandbox
 from repotune.evaluate.static import analyse, available
+from repotune.sandbox import Sandbox
+from repotune.sandbox.manifest import Bug
 
 
 def _project(sb: Sandbox, files: dict[str, str]):

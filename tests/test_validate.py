@@ -12,14 +12,14 @@ import pytest
 from bugsuite import C_BUGS, PYTHON_BUGS, make_suite
 
 from repotune.errors import UserError
-from repotune.evaluate.manifest import (
+from repotune.sandbox import Limits, Sandbox
+from repotune.sandbox.manifest import (
     apply_candidate,
     load_bugs,
     normalize_candidate,
     parse_bug,
 )
-from repotune.evaluate.sandbox import Limits, Sandbox
-from repotune.evaluate.validate import OutcomeCache, Validator
+from repotune.sandbox.validate import OutcomeCache, Validator
 
 
 @pytest.fixture(scope="module")

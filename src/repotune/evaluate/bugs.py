@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from repotune.errors import UserError
-from repotune.evaluate.manifest import Bug
+from repotune.sandbox.manifest import Bug
 
 FIX_PATTERN = r"(?i)\b(fix(e[sd])?|bug|repair|correct(s|ed)?|crash|wrong|regression|broken)\b"
 _TEST_PATH = re.compile(r"(^|/)(tests?|spec|testing)(/|$)|(^|/)test_[^/]*$|_test\.[^/]+$", re.I)

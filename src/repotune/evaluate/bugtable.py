@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from repotune.evaluate.validate import OUTCOMES
+from repotune.sandbox.validate import OUTCOMES
 
 
 def per_bug(rows: list[dict]) -> dict[str, dict[str, dict]]:

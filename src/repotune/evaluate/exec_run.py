@@ -14,11 +14,11 @@ from rich.progress import Progress
 from repotune.config import EvalExecConfig, RunConfig
 from repotune.errors import UserError
 from repotune.evaluate import bugtable
-from repotune.evaluate.manifest import Bug, load_bugs, save_bugs
-from repotune.evaluate.sandbox import Limits, Sandbox, describe, isolation
-from repotune.evaluate.validate import OutcomeCache, Validator
 from repotune.fsutil import read_jsonl, write_json, write_jsonl
 from repotune.rundir import update_section
+from repotune.sandbox import Limits, Sandbox, describe, isolation
+from repotune.sandbox.manifest import Bug, load_bugs, save_bugs
+from repotune.sandbox.validate import OutcomeCache, Validator
 
 Say = Callable[[str], None]
 

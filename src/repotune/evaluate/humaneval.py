@@ -16,8 +16,8 @@ from pathlib import Path
 
 from repotune.errors import UserError
 from repotune.evaluate.passk import mean_pass_at_k
-from repotune.evaluate.sandbox import Limits, Sandbox
 from repotune.fsutil import read_jsonl
+from repotune.sandbox import Limits, Sandbox
 
 # Codex paper's stop sequences: the function ends where the next top-level statement starts.
 STOP = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")

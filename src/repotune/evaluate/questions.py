@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from repotune.errors import UserError
-from repotune.evaluate.sandbox import Limits, Sandbox
+from repotune.sandbox import Limits, Sandbox
 
 
 def load_questions(path: Path) -> list[dict]:

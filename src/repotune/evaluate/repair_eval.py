@@ -20,14 +20,14 @@ from repotune.config import EvalExecConfig
 from repotune.evaluate import bugtable
 from repotune.evaluate.compare import Contender, file_label, open_contender
 from repotune.evaluate.feedback import extract_error
-from repotune.evaluate.manifest import Bug
 from repotune.evaluate.passk import mean_pass_at_k, ranked_at_k
-from repotune.evaluate.validate import Validator
 from repotune.fsutil import write_jsonl
 from repotune.infer.backends import Backend
 from repotune.infer.generate import Decoding
 from repotune.records import Candidate
 from repotune.rundir import update_section
+from repotune.sandbox.manifest import Bug
+from repotune.sandbox.validate import Validator
 
 REPAIR_INSTRUCTION = (
     "The code below has a bug in the commented-out lines. Write the lines that replace "

@@ -14,8 +14,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from repotune.evaluate.manifest import Bug
-from repotune.evaluate.sandbox import Limits, Sandbox
+from repotune.sandbox import Limits, Sandbox
+from repotune.sandbox.manifest import Bug
 
 _DIAG = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?:\d+:)?\s*(?P<msg>.*)$", re.M)
 _C_LIKE = ("c", "cpp")

@@ -20,8 +20,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from repotune.errors import UserError
-from repotune.evaluate.importpath import check_imports, import_roots, pythonpath_env
-from repotune.evaluate.manifest import (
+from repotune.sandbox.box import Limits, RunResult, Sandbox
+from repotune.sandbox.importpath import check_imports, import_roots, pythonpath_env
+from repotune.sandbox.manifest import (
     Bug,
     apply_candidate,
     bug_fingerprint,
@@ -30,7 +31,6 @@ from repotune.evaluate.manifest import (
     source_fingerprint,
     span_text,
 )
-from repotune.evaluate.sandbox import Limits, RunResult, Sandbox
 
 OUTCOMES = ("test_pass", "test_fail", "compile_error", "timeout", "error")
 LOG_CHARS = 3000
@@ -256,7 +256,7 @@ class Validator:
                 return Outcome("compile_error", f"{type(exc).__name__}: {exc}", 0.0)
         work = self.sandbox.scratch(bug.id)
         try:
-            from repotune.evaluate.sandbox import copy_tree
+            from repotune.sandbox.box import copy_tree
 
             copy_tree(prep.template, work, ignore=())
             (work / bug.file).write_text(patched, encoding="utf-8")

@@ -20,7 +20,7 @@ from configparser import ConfigParser
 from configparser import Error as ConfigError
 from pathlib import Path
 
-from repotune.evaluate.sandbox import Limits, Sandbox
+from repotune.sandbox.box import Limits, Sandbox
 
 _PYTHON_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", "conftest.py", "pytest.ini")
 _NOT_PACKAGES = {"tests", "test", "testing", "docs", "doc", "examples", "example", "benchmarks"}

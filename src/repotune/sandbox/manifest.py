@@ -139,7 +139,7 @@ def save_bugs(path: Path, bugs: list[Bug]) -> None:
 def export_project(bug: Bug, dst: Path) -> None:
     """Write the buggy project into `dst`: the folder as it is, or the tree at `commit`
     (with `file` from `buggy_commit` when given). `.git` is never copied."""
-    from repotune.evaluate.sandbox import copy_tree
+    from repotune.sandbox.box import copy_tree
 
     repo = Path(bug.repo)
     if not repo.is_dir():
