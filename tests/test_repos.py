@@ -149,3 +149,16 @@ def test_repo_workers_does_not_change_what_is_mined():
     from repotune.mine.shards import config_key
 
     assert config_key(MineConfig(repo_workers=1)) == config_key(MineConfig(repo_workers=4))
+
+
+def test_cli_mistakes_are_one_line(tmp_path):
+    exe = Path(sys.executable).with_name("repotune")
+    for args, says in [
+        (["run", str(tmp_path / "a"), str(tmp_path / "b")], "repository path does not exist"),
+        (["run", "--repos", str(tmp_path / "none.yaml")], "cannot read repository list"),
+        (["refresh", str(tmp_path / "norun")], "run folder not found"),
+        (["refresh", str(tmp_path)], "no evaluation yet"),
+    ]:
+        res = subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=120)
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        assert res.stderr.strip().splitlines()[-1].startswith("error: ") and says in res.stderr

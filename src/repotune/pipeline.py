@@ -4,7 +4,6 @@ several repositories (`run_many`); and `repotune refresh` (`refresh_run`)."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from repotune.config import RunConfig, dump_config
 from repotune.errors import UserError
+from repotune.rundir import eval_summary_path, read_eval_summary, split_path
 
 if TYPE_CHECKING:
     from repotune.mine.repos import RepoSpec
@@ -96,7 +96,7 @@ def refresh_run(run_dir: Path, cfg: RunConfig, say: Callable[[str], None] = prin
     from repotune.train.refresh import continue_training
 
     run_dir = Path(run_dir)
-    if not (run_dir / "eval" / "summary.json").is_file():
+    if not eval_summary_path(run_dir).is_file():
         raise UserError(f"{run_dir} has no evaluation yet: finish `repotune run` on it first")
     index = max((int(p.stem) for p in _history(run_dir)), default=-1) + 1
     if index == 0:  # the first run's summary, before the refresh replaces eval/summary.json
@@ -138,7 +138,7 @@ def _history(run_dir: Path) -> list[Path]:
 def _rows(run_dir: Path, task: str, split: str) -> list[dict]:
     from repotune.fsutil import read_jsonl
 
-    path = run_dir / "datasets" / task / f"{split}.jsonl"
+    path = split_path(run_dir, task, split)
     return read_jsonl(path) if path.is_file() else []
 
 
@@ -146,7 +146,7 @@ def _keep_summary(run_dir: Path, index: int, tasks: list[str], extra: dict) -> N
     """eval/summary.json as it stands, with the test window it was measured on."""
     from repotune.fsutil import write_json
 
-    summary = json.loads((run_dir / "eval" / "summary.json").read_text(encoding="utf-8"))
+    summary = read_eval_summary(run_dir)
     times = [r["meta"]["time"] for t in tasks for r in _rows(run_dir, t, "test")]
     times = [x for x in times if x is not None]
     record = {

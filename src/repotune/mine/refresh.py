@@ -29,6 +29,7 @@ from repotune.mine.repos import (
 )
 from repotune.mine.store import write_commits
 from repotune.records import Commit
+from repotune.rundir import MINE_STATS, commits_path, mine_stats
 
 
 def run_specs(stats: dict[str, Any]) -> tuple[list[RepoSpec], bool]:
@@ -52,9 +53,9 @@ def refresh_commits(
     from repotune.mine import run_mine
 
     run_dir = Path(run_dir)
-    stats = _read_json(run_dir / "mine_stats.json")
+    stats = mine_stats(run_dir)
     specs, several = run_specs(stats)
-    old = read_rows(run_dir / "commits.parquet")
+    old = read_rows(commits_path(run_dir))
     heads = _read_json(run_dir / HEADS_FILE)
     scratch = run_dir / "refresh" / f"{index:03d}"
     added: list[dict[str, Any]] = []
@@ -72,7 +73,7 @@ def refresh_commits(
             continue
         part = cfg.model_copy(update={"ref": f"{before}..{now}"} if before else {})
         mined = run_mine(Path(spec.path), scratch / spec.name, part, warn=_stderr)
-        rows = [{**r, "repo": name} for r in read_rows(scratch / spec.name / "commits.parquet")]
+        rows = [{**r, "repo": name} for r in read_rows(commits_path(scratch / spec.name))]
         added += rows
         found[spec.name] = {"considered": mined["considered"], "kept": len(rows)}
         found[spec.name]["dropped"] = mined["dropped"]
@@ -81,7 +82,7 @@ def refresh_commits(
     if several and new:
         new, copies = drop_copies(new, change_keys(old))
     new.sort(key=lambda r: r["committer_time"], reverse=True)
-    write_commits(run_dir / "commits.parquet", [Commit.from_dict(r) for r in new + old])
+    write_commits(commits_path(run_dir), [Commit.from_dict(r) for r in new + old])
     write_json(run_dir / HEADS_FILE, new_heads)  # after the rows: a rerun re-finds, dedup drops
     result = {
         "index": index,
@@ -93,7 +94,7 @@ def refresh_commits(
     }
     stats["kept"] = len(new) + len(old)
     stats["refreshes"] = [*stats.get("refreshes", []), result]
-    write_json(run_dir / "mine_stats.json", stats)
+    write_json(run_dir / MINE_STATS, stats)
     shutil.rmtree(scratch, ignore_errors=True)
     say(f"  {result['kept']} new commits kept of {result['considered']} new")
     return result

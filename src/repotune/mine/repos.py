@@ -31,6 +31,7 @@ from repotune.fsutil import write_json
 from repotune.mine.select import open_repo, resolve_ref
 from repotune.mine.store import COMMIT_SCHEMA, read_commits, write_commits
 from repotune.records import Commit
+from repotune.rundir import MINE_STATS, commits_path, mine_stats
 
 REPOS_DIR = "repos"  # RUN/repos/<name>/: each repository's own mine output
 HEADS_FILE = "heads.json"  # RUN/heads.json: the commit each repository was mined up to
@@ -138,7 +139,7 @@ def mine_repos(
     stats = join_repos(specs, out_dir)
     stats["seconds"] = round(time.monotonic() - t0, 3)
     stats["repo_workers"] = at_once
-    write_json(out_dir / "mine_stats.json", stats)
+    write_json(out_dir / MINE_STATS, stats)
     write_json(out_dir / HEADS_FILE, heads)
     return stats
 
@@ -161,9 +162,9 @@ def join_repos(specs: list[RepoSpec], out_dir: Path) -> dict[str, Any]:
     dropped: Counter[str] = Counter()
     for spec in specs:
         folder = out_dir / REPOS_DIR / spec.name
-        table = pq.read_table(folder / "commits.parquet").select(COMMIT_SCHEMA.names)
+        table = pq.read_table(commits_path(folder)).select(COMMIT_SCHEMA.names)
         rows += [{**r, "repo": spec.name} for r in table.to_pylist()]
-        own = _read_json(folder / "mine_stats.json")
+        own = mine_stats(folder)
         dropped.update(own.get("dropped") or {})
         per_repo[spec.name] = {
             **asdict(spec),
@@ -176,7 +177,7 @@ def join_repos(specs: list[RepoSpec], out_dir: Path) -> dict[str, Any]:
         per_repo[name]["cross_repo_copies"] = n
         per_repo[name]["kept"] = sum(r["repo"] == name for r in kept)
     dropped["cross_repo_copy"] += sum(copies.values())
-    write_commits(out_dir / "commits.parquet", [Commit.from_dict(r) for r in kept])
+    write_commits(commits_path(out_dir), [Commit.from_dict(r) for r in kept])
     return {
         "repo": None,  # several: tree tasks need build.tree.repo
         "repos": per_repo,
@@ -184,15 +185,6 @@ def join_repos(specs: list[RepoSpec], out_dir: Path) -> dict[str, Any]:
         "dropped": dict(sorted((k, v) for k, v in dropped.items() if v)),
         "considered": sum(p["considered"] or 0 for p in per_repo.values()),
     }
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    import json
-
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
 
 
 # --- copies across repositories ------------------------------------------------------------

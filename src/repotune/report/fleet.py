@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from repotune.fsutil import read_jsonl
+from repotune.rundir import built_tasks, split_path
 
 LABELS = ("base", "tuned")
 
@@ -28,8 +29,8 @@ def _em(rows: list[dict]) -> float | None:
 def per_repo(run_dir: Path) -> dict[str, dict[str, dict]]:
     """task -> repository -> {n, base/tuned loss and exact match} over its test rows."""
     out: dict[str, dict[str, dict]] = {}
-    for test in sorted((run_dir / "datasets").glob("*/test.jsonl")):
-        task = test.parent.name
+    for task in built_tasks(run_dir):
+        test = split_path(run_dir, task, "test")
         repo_of = {r["id"]: r["meta"].get("repo") for r in read_jsonl(test)}
         if not any(repo_of.values()):
             continue
