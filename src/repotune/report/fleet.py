@@ -111,3 +111,37 @@ def markdown(run_dir: Path) -> list[str]:
                 )
         lines.append("")
     return lines
+
+
+def gains(records: list[dict]) -> dict[str, list[tuple[int, float]]]:
+    """task -> [(run or refresh index, base loss − tuned loss)], for the gain plot."""
+    out: dict[str, list[tuple[int, float]]] = {}
+    for rec in records:
+        for task, res in (rec.get("summary") or {}).get("tasks", {}).items():
+            base = (res.get("base") or {}).get("loss")
+            tuned = (res.get("tuned") or {}).get("loss")
+            if base is not None and tuned is not None:
+                out.setdefault(task, []).append((rec["index"], base - tuned))
+    return out
+
+
+def gain_chart(records: list[dict]) -> str | None:
+    """Tuned-vs-base loss gain by refresh, a line per task: is the adapter keeping up?"""
+    from matplotlib.figure import Figure
+
+    from repotune.report.plots import _data_uri, _style
+
+    series = gains(records)
+    if len(records) < 2 or not series:
+        return None
+    fig = Figure(figsize=(7.5, 3.2))
+    ax = fig.subplots()
+    for task, points in series.items():
+        ax.plot([i for i, _ in points], [g for _, g in points], "o-", label=task)
+    ax.axhline(0, color="#7a7a7a", linewidth=0.8)
+    ax.set_xlabel("run (0) and refreshes")
+    ax.set_ylabel("loss gain (base − tuned)")
+    ax.set_xticks(sorted({i for points in series.values() for i, _ in points}))
+    ax.legend(frameon=False)
+    _style(ax)
+    return _data_uri(fig)

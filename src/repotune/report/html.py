@@ -20,7 +20,7 @@ from pygments.lexers import DiffLexer, TextLexer, get_lexer_by_name
 from pygments.util import ClassNotFound
 
 from repotune.fsutil import atomic_write_text
-from repotune.report import plots
+from repotune.report import fleet, plots
 from repotune.report.collect import Report, collect, loss_curves, row_label
 from repotune.report.effects import (
     MIN_ROWS,
@@ -95,6 +95,7 @@ def render_html(run_dir: Path, report: Report | None = None) -> str:
         "effects": plots.effects_chart([(p.task, m) for p in parts for m in p.metrics]),
         "loss_curves": plots.loss_curves_chart(loss_curves(report.history)),
         "outcomes": {p.task: plots.outcome_chart(p.task, p.outcomes) for p in parts if p.outcomes},
+        "refreshes": fleet.gain_chart(fleet.history(run_dir)),
     }
     return env.get_template("report.html.j2").render(
         report=report,
@@ -110,6 +111,8 @@ def render_html(run_dir: Path, report: Report | None = None) -> str:
         },
         pygments_css=Markup(_FORMATTER.get_style_defs(".hl")),
         md=_inline_code,
+        per_repo=fleet.per_repo(run_dir),
+        refreshes=fleet.history(run_dir),
     )
 
 
