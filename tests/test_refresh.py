@@ -10,8 +10,8 @@ from gitrepo import git, make_history
 from repotune.config import load_config
 from repotune.errors import UserError
 from repotune.fsutil import read_jsonl
+from repotune.mine import read_commits
 from repotune.mine.history import CommitMiner
-from repotune.mine.store import read_commits
 from repotune.pipeline import refresh_run, run_all
 
 SETS = [
@@ -79,6 +79,7 @@ def test_refresh_mines_only_new_commits_and_continues_training(tmp_path, tiny_mo
     assert second["new_commits"] == 5 and second["train"]["from_step"] == 6
     assert second["summary"] == json.loads((out / "eval" / "summary.json").read_text())
     assert "## Refreshes" in (out / "report.md").read_text()
+    assert 'id="fig-refreshes"' in (out / "report.html").read_text()  # the gain plot
 
     # nothing new: nothing mined, trained or recorded
     diffed.clear()

@@ -12,8 +12,8 @@ from gitrepo import git
 from repotune.config import MineConfig
 from repotune.errors import UserError
 from repotune.fsutil import read_jsonl
+from repotune.mine import read_commits
 from repotune.mine.repos import drop_copies, load_repo_list, specs_from_paths
-from repotune.mine.store import read_commits
 
 T0 = 1_700_000_000
 # A vendored module: added to `api` early (a train commit) and copied, under another path, into
@@ -100,6 +100,8 @@ def test_three_repositories_one_run(tmp_path, tiny_model):
     assert "## Per repository" in report
     for name in ("api", "web", "cli"):
         assert f"| commit | {name} |" in report
+    html = (out / "report.html").read_text()
+    assert 'id="repositories"' in html and "<td>web</td>" in html
 
 
 def test_copy_across_repositories_kept_once_change_within_one_kept():
