@@ -32,9 +32,11 @@ lock:
 quickstart: $(VENV)/.installed
 	$(BIN)/repotune run . --out runs/quickstart -c configs/quickstart.yaml
 
+# lint-imports: the layering contract in pyproject.toml (stages never import each other).
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
 
 # The report's browser test opens report.html in Debian's headless Chromium.
 chromium:

@@ -125,6 +125,11 @@ def test_old_side_only_where_the_prompt_is_the_whole_old_side():
     (ex,) = list(commit_examples(_commit(), BuildConfig(input_context=0)))
     lines = [f"line{i}" for i in range(20, 24)]
     assert old_side(ex["prompt"], BuildConfig(input_context=0)) == lines
+    # build records where it sits, so evaluation needs neither the format nor the config
+    a, b = ex["meta"]["old_side"]
+    assert ex["prompt"][a:b].split("\n") == lines
+    (windowed,) = list(commit_examples(_commit(), cut))
+    assert "old_side" not in windowed["meta"]
 
 
 def test_diff_regex_of_a_new_file_is_added_lines_only():
@@ -133,5 +138,6 @@ def test_diff_regex_of_a_new_file_is_added_lines_only():
     hunk = Hunk(0, 0, 1, 2, "@@ -0,0 +1,2 @@", ["+a = 1", "+b = 2"])
     ex, regex = _regex(hunks=[hunk], before=None)
     assert "(new file)" in ex["prompt"]
+    assert ex["meta"]["old_side"] == [0, 0]  # an empty old side
     assert re.fullmatch(regex, ex["completion"])
     assert not re.fullmatch(regex, " a = 1\n")

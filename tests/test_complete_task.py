@@ -186,7 +186,7 @@ def test_split_by_time_and_commits(built, mined):
 
 
 def test_train_targets_that_are_held_out_are_dropped(built, mined):
-    from repotune.mine.store import read_commits
+    from repotune.commits import read_commits
     from repotune.models.fim import FAMILIES
     from repotune.tasks.complete import complete_examples
 
@@ -331,7 +331,7 @@ def test_prompt_tokens_are_capped(mined, tiny_model, tmp_path):
 
 
 def test_left_to_right_rows_are_a_prefix_of_the_file(built, mined):
-    from repotune.mine.store import read_commits
+    from repotune.commits import read_commits
     from repotune.tasks.complete import complete_examples
 
     run, _, _ = built

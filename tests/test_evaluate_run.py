@@ -34,16 +34,27 @@ def test_full_fine_tune_is_evaluated_from_merged_and_other_sections_are_kept(tmp
     assert on_disk["tasks"]["complete"] == earlier["complete"]
 
 
-def _diff_rows(n, start=0, context=""):
-    from repotune.tasks.commit import PROMPT_TEMPLATE
+def _diff_rows(n, start=0, pinned=True):
+    """Commit rows as build writes them: with the old side's span in the meta when `pinned`
+    (a diff with no context around the hunk), without it otherwise."""
+    from repotune.config import BuildConfig
+    from repotune.tasks.commit import PROMPT_TEMPLATE, old_side_span
 
     rows = []
     for i in range(start, start + n):
-        code = f"{context}def f{i}(a):\n    return a\n"
+        code = f"def f{i}(a):\n    return a\n"
         prompt = PROMPT_TEMPLATE.format(message=f"Double {i}", path="a.py", code=code)
         completion = f" def f{i}(a):\n-    return a\n+    return 2 * a\n"
+        span = old_side_span(prompt, BuildConfig(input_context=0)) if pinned else None
+        meta = {"old_side": span} if span else {}
         rows.append(
-            {"id": str(i), "task": "commit", "prompt": prompt, "completion": completion, "meta": {}}
+            {
+                "id": str(i),
+                "task": "commit",
+                "prompt": prompt,
+                "completion": completion,
+                "meta": meta,
+            }
         )
     return rows
 
@@ -54,35 +65,28 @@ def _old_side_kept(text: str, code_lines: list[str]) -> bool:
     return all(ln[:1] in (" ", "-", "+") for ln in lines) and kept == code_lines[: len(kept)]
 
 
-def test_generations_follow_the_diff_grammar_only_when_it_fits_the_run(tmp_path, tiny_model):
-    from repotune.config import BuildConfig
-
-    write_jsonl(tmp_path / "datasets" / "commit" / "train.jsonl", _diff_rows(20, start=100))
-    write_jsonl(tmp_path / "datasets" / "commit" / "test.jsonl", _diff_rows(3))
+def test_generations_follow_the_diff_grammar_where_build_pinned_the_old_side(tmp_path, tiny_model):
+    test = tmp_path / "datasets" / "commit" / "test.jsonl"
+    write_jsonl(test, _diff_rows(3))
     shutil.copytree(tiny_model, tmp_path / "merged")
     cfg = EvaluateConfig(generate_examples=3, max_new_tokens=24)
     model = ModelConfig(name=tiny_model, dtype="float32")
 
-    def generations(build):
-        summary = run_evaluate(tmp_path, model, cfg, 256, build=build)
+    def generations(cfg):
+        summary = run_evaluate(tmp_path, model, cfg, 256)
         rows = [json.loads(ln) for ln in open(tmp_path / "eval" / "commit" / "tuned.jsonl")]
         return summary["tasks"]["commit"]["tuned"]["decoding"], [r["generation"] for r in rows]
 
-    decoding, texts = generations(BuildConfig(input_context=0))
+    decoding, texts = generations(cfg)
     assert decoding == "greedy, diff grammar"
     for i, text in enumerate(texts):
         assert _old_side_kept(text, [f"def f{i}(a):", "    return a"]), text
-    assert generations(BuildConfig(input_context=8))[0] == "greedy"  # prompts not pinned
     no = EvaluateConfig(generate_examples=3, max_new_tokens=24, constrain_diffs=False)
-    summary = run_evaluate(tmp_path, model, no, 256, build=BuildConfig(input_context=0))
-    assert summary["tasks"]["commit"]["tuned"]["decoding"] == "greedy"
-    # Datasets made with context around the hunk, read with a config that says none: the
-    # grammar would force a wrong old side, and the training answers show it.
-    write_jsonl(
-        tmp_path / "datasets" / "commit" / "train.jsonl",
-        _diff_rows(20, start=100, context="import os\n"),
-    )
-    assert generations(BuildConfig(input_context=0))[0] == "greedy"
+    assert generations(no)[0] == "greedy"
+    # Rows without the span (context around the hunk, or built before build recorded it):
+    # nothing tells evaluation which lines the answer must keep, so it decodes freely.
+    write_jsonl(test, _diff_rows(3, pinned=False))
+    assert generations(cfg)[0] == "greedy"
 
 
 def test_samples_spread_over_commits():

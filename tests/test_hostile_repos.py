@@ -20,8 +20,8 @@ import pytest
 from clirun import child, in_process
 from gitrepo import git, make_history
 
+from repotune.commits import read_commits
 from repotune.fsutil import read_jsonl
-from repotune.mine.store import read_commits
 from repotune.records import Commit
 
 T0 = 1_700_000_000

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from repotune.commits import read_commits, write_commits
 from repotune.config import MineConfig
 from repotune.errors import UserError
 from repotune.mine import run_mine
 from repotune.mine.history import mine_commits, path_filter
-from repotune.mine.store import read_commits, write_commits
 from repotune.records import Commit, FileChange
 
 T0 = 1_700_000_000

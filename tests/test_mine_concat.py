@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from repotune.commits import COMMIT_SCHEMA, WRITE_OPTIONS
 from repotune.mine.concat import concat_parquet
-from repotune.mine.store import COMMIT_SCHEMA, WRITE_OPTIONS
 
 
 def rows(start: int, n: int) -> pa.Table:

@@ -9,9 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 from test_mine import GitRepo, file_at, git_numstat, mine
 
+from repotune.code.secrets import Scrubber, find_secrets, has_private_key
 from repotune.config import MineConfig
 from repotune.mine import read_commits, run_mine
-from repotune.mine.secrets import Scrubber, find_secrets, has_private_key
 
 AWS_KEY = "AKIAQX4ZB7TJ2MNP3KDW"
 GH_TOKEN = "ghp_" + "Zq8rT2vLx9Kd4Wm7Yb1Nc6Hs3Jf5Gp0Ae2Ru"

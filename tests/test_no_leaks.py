@@ -21,7 +21,7 @@ from gitrepo import git
 from serveload import free_port, start_server, wait_ready
 from teacherserver import FakeTeacher
 
-from repotune.mine.store import read_commits
+from repotune.commits import read_commits
 
 AWS_KEY = "AKIAQ7ZR4M2X9K3P5T8W"
 GITHUB_TOKEN = "ghp_8fQk2LmZ0rT5vX1bN7cW3yH9uJ4eD6aS0pQm"

@@ -70,7 +70,7 @@ def _after_mine(
     t = run_train(out, cfg.model, cfg.train, cfg.build.tasks)
     say(f"  {t['steps']} steps in {t['seconds']:.0f} s")
     step("evaluate")
-    run_evaluate(out, cfg.model, cfg.evaluate, cfg.train.max_length, cfg.build.tasks, cfg.build)
+    run_evaluate(out, cfg.model, cfg.evaluate, cfg.train.max_length, cfg.build.tasks)
     return _report(out, step, say)
 
 
@@ -123,7 +123,7 @@ def refresh_run(run_dir: Path, cfg: RunConfig, say: Callable[[str], None] = prin
         f"{r['replay_rows']} replayed rows"
     )
     step("evaluate")
-    run_evaluate(run_dir, cfg.model, cfg.evaluate, cfg.train.max_length, cfg.build.tasks, cfg.build)
+    run_evaluate(run_dir, cfg.model, cfg.evaluate, cfg.train.max_length, cfg.build.tasks)
     _keep_summary(run_dir, index, cfg.build.tasks, {"new_commits": found["kept"], "train": r})
     return _report(run_dir, step, say)
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from repotune.config import RunConfig
 
 CONFIG = "config.yaml"  # the run's config as `repotune run` (or the user) wrote it
-COMMITS = "commits.parquet"  # mine's output (schema: mine/store.py)
+COMMITS = "commits.parquet"  # mine's output (schema: repotune/commits.py)
 MINE_STATS = "mine_stats.json"
 DATASETS = "datasets"
 SPLITS = ("train", "val", "test")

@@ -8,6 +8,8 @@ stage scrubs commits, since it may be sent to a teacher model.
 
 from __future__ import annotations
 
+import os
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,8 +18,8 @@ from pathlib import Path
 import pygit2
 
 from repotune.code.languages import language_for_path
+from repotune.code.paths import path_filter, text_path
 from repotune.errors import UserError
-from repotune.mine.select import text_path
 
 _SYMLINK = 0o120000
 # Minified or generated text: one enormous line teaches nothing and wrecks every length cap.
@@ -52,8 +54,7 @@ def read_tree(
     scrub_secrets: bool = True,
 ) -> Snapshot:
     """Text files of `ref`'s tree that pass the path and language filters, sorted by path."""
-    from repotune.mine.secrets import Scrubber
-    from repotune.mine.select import check_loose_objects, path_filter
+    from repotune.code.secrets import Scrubber  # detect-secrets: loaded when first needed
 
     try:
         repo = pygit2.Repository(str(repo_path))
@@ -116,3 +117,37 @@ def _text(repo, entry, max_bytes: int) -> tuple[str | None, str | None]:
     if max(len(line) for line in text.split("\n")) > _MAX_LINE_CHARS:
         return "minified", None
     return None, text
+
+
+def check_loose_objects(repo: pygit2.Repository, repo_path: Path) -> None:
+    """UserError if a loose object file is not a whole zlib stream. libgit2 (as bundled with
+    pygit2 1.21) loops forever reading a truncated one (libgit2 issue 7342), so a damaged
+    object must be found before anything reads it. Git's auto gc packs loose objects past a
+    few thousand, so this reads little; packed objects have their own checksums."""
+    gitdir = Path(repo.path)
+    common = gitdir / "commondir"  # a worktree's objects are its repository's
+    if common.is_file():
+        gitdir = (gitdir / common.read_text().strip()).resolve()
+    objects = gitdir / "objects"
+    if not objects.is_dir():
+        return
+    for folder in os.scandir(objects):
+        if len(folder.name) != 2 or not folder.is_dir():
+            continue
+        for entry in os.scandir(folder.path):
+            z = zlib.decompressobj()
+            try:
+                with open(entry.path, "rb") as fh:
+                    while not z.eof and (data := fh.read(1 << 16)):
+                        while data and not z.eof:
+                            z.decompress(data, 1 << 20)
+                            data = z.unconsumed_tail
+                why = None if z.eof else "truncated"
+            except zlib.error:
+                why = "not a zlib stream"
+            except OSError as exc:
+                why = exc.strerror or "unreadable"
+            if why is not None:
+                raise UserError(
+                    f"{repo_path}: damaged object {folder.name}{entry.name} ({why}); see `git fsck`"
+                )

@@ -56,11 +56,11 @@ def function_context(bug: Bug, text: str) -> tuple[int, int]:
 
 
 def repair_prompt_for(bug: Bug, text: str, show_label: bool = False) -> str:
-    """The IR4 prompt for a bug (format owned by repotune.tasks.repair). Like the training
+    """The IR4 prompt for a bug (format in repotune.code.ir4, shared with build). Like the training
     examples, the function loses its comment-only and blank lines first, except inside the
     buggy span, which the candidate replaces whole. `show_label`: the bug's label, if any, as
     a comment line above the buggy chunk."""
-    from repotune.tasks.repair import repair_prompt
+    from repotune.code.ir4 import repair_prompt
 
     lines = text.split("\n")
     lo, hi = function_context(bug, text)
@@ -92,7 +92,7 @@ def _comment_or_blank(text: str, language: str | None) -> frozenset[int]:
 def feedback_prompt(base: str, history: list[tuple[str, str]], language: str | None) -> str:
     """Earlier failed attempts and their errors as comments above the original prompt, so a
     base model trained on IR4 still ends on the same `<FILL_ME>` it knows."""
-    from repotune.tasks.repair import comment_prefix
+    from repotune.code.languages import comment_prefix
 
     c = comment_prefix(language)
     out: list[str] = []

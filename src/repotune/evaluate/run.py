@@ -6,12 +6,11 @@ adapter. Per-row results go to eval/<task>/<model>.jsonl so a report can bootstr
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from rich.progress import Progress
 
-from repotune.config import BuildConfig, EvaluateConfig, ModelConfig
+from repotune.config import EvaluateConfig, ModelConfig
 from repotune.errors import UserError
 from repotune.evaluate.metrics import (
     change_similarity,
@@ -24,31 +23,19 @@ from repotune.evaluate.metrics import (
 from repotune.evaluate.sample import spread_sample
 from repotune.fsutil import write_jsonl
 from repotune.infer.generate import generate
-from repotune.infer.grammar import diff_regex
 from repotune.models.load import load_model, load_tokenizer
 from repotune.models.registry import resolve_model
-from repotune.rundir import load_split, split_path, tuned_model, update_tasks
-from repotune.tasks.commit import old_side
+from repotune.rundir import load_split, tuned_model, update_tasks
 
 
-def _old_sides(run_dir: Path, rows: list[dict], build: BuildConfig) -> list | None:
-    """Each row's diff old side (tasks/commit.py `old_side`), or None when that does not
-    describe this run's data: a build config other than the one the datasets were made with
-    would otherwise force wrong old sides. The check is on training answers, never test ones."""
-    olds = [old_side(r["prompt"], build) for r in rows]
-    if any(old is None for old in olds):
+def _old_sides(rows: list[dict]) -> list | None:
+    """Each row's diff old side, from the span build recorded in its meta (`old_side`: where
+    the code before sits in the prompt), or None when a row has none: another representation,
+    code before with extra context, or datasets built before build recorded it."""
+    spans = [(r.get("meta") or {}).get("old_side") for r in rows]
+    if not rows or any(span is None for span in spans):
         return None
-    if not split_path(run_dir, "commit", "train").is_file():
-        return None
-    train = load_split(run_dir, "commit", "train")
-    sample = [train[i] for i in spread_sample(train, 50, seed=2)]
-    fits = 0
-    for r in sample:
-        old = old_side(r["prompt"], build)
-        fits += old is not None and re.fullmatch(diff_regex(old), r["completion"]) is not None
-    if not sample or fits < 0.95 * len(sample):
-        return None
-    return olds
+    return [r["prompt"][a:b].split("\n") if b > a else [] for r, (a, b) in zip(rows, spans)]
 
 
 def _mean(values: list[float]) -> float | None:
@@ -145,10 +132,10 @@ def run_evaluate(
     cfg: EvaluateConfig,
     max_length: int,
     tasks: list[str] | None = None,
-    build: BuildConfig | None = None,
 ) -> dict:
     """Write eval/summary.json ({"tasks": {task: {"base": .., "tuned": ..}}}) and return it.
-    `build` tells whether a commit prompt pins its diff's old side (`evaluate.constrain_diffs`)."""
+    A commit row whose meta has `old_side` gets its diff decoded in that grammar
+    (`evaluate.constrain_diffs`)."""
     found = tuned_model(run_dir, model_cfg.name)  # base + adapter, or a full fine-tune
     tuned = (str(found.merged), None) if found.kind == "full" else (None, str(found.adapter))
     model_path = resolve_model(model_cfg.name)
@@ -167,8 +154,8 @@ def run_evaluate(
             raise UserError(f"the {task} test split is empty: mine more commits")
         gen_idx = spread_sample(rows, cfg.generate_examples)
         diffs = None
-        if task == "commit" and cfg.constrain_diffs and build is not None:
-            diffs = _old_sides(run_dir, [rows[i] for i in gen_idx], build)
+        if task == "commit" and cfg.constrain_diffs:
+            diffs = _old_sides([rows[i] for i in gen_idx])
         result = {}
         for label, (path, adapter_path) in (("base", (None, None)), ("tuned", tuned)):
             model = load_model(

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from repotune.commits import read_commits, write_commits
 from repotune.config import MineConfig
 from repotune.fsutil import write_json
 from repotune.mine.history import mine_commits, rename_measure
@@ -35,7 +36,6 @@ from repotune.mine.shards import (
     run_shards,
 )
 from repotune.mine.stats import PartStats
-from repotune.mine.store import read_commits, write_commits
 
 __all__ = ["mine_commits", "read_commits", "run_mine", "write_commits"]
 

@@ -22,9 +22,7 @@ import pygit2
 from pygit2.enums import DeltaStatus, DiffFind, FileMode
 
 from repotune.code.languages import language_for_path
-from repotune.config import MineConfig
-from repotune.mine.dedup import Deduper, signature
-from repotune.mine.secrets import (
+from repotune.code.secrets import (
     PRIVATE_KEY,
     LineEdits,
     Scrubber,
@@ -32,6 +30,8 @@ from repotune.mine.secrets import (
     has_private_key,
     replace_lines,
 )
+from repotune.config import MineConfig
+from repotune.mine.dedup import Deduper, signature
 from repotune.mine.select import (
     commit_message,
     open_repo,

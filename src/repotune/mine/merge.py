@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from repotune.commits import COMMIT_SCHEMA, WRITE_OPTIONS
 from repotune.config import MineConfig
 from repotune.fsutil import atomic_path
 from repotune.mine.concat import concat_parquet
 from repotune.mine.dedup import Deduper
 from repotune.mine.shards import META_PREFIX, Keys, ShardTask
-from repotune.mine.store import COMMIT_SCHEMA, WRITE_OPTIONS
 
 
 class Dedup:

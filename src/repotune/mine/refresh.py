@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from repotune.commits import write_commits
 from repotune.config import MineConfig
 from repotune.errors import UserError
 from repotune.fsutil import write_json
@@ -27,7 +28,6 @@ from repotune.mine.repos import (
     read_rows,
     tip,
 )
-from repotune.mine.store import write_commits
 from repotune.records import Commit
 from repotune.rundir import MINE_STATS, commits_path, mine_stats
 

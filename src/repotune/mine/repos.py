@@ -25,11 +25,11 @@ import pyarrow.parquet as pq
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from repotune.commits import COMMIT_SCHEMA, read_commits, write_commits
 from repotune.config import MineConfig
 from repotune.errors import UserError
 from repotune.fsutil import write_json
 from repotune.mine.select import open_repo, resolve_ref
-from repotune.mine.store import COMMIT_SCHEMA, read_commits, write_commits
 from repotune.records import Commit
 from repotune.rundir import MINE_STATS, commits_path, mine_stats
 

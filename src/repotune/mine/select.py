@@ -7,9 +7,7 @@ the shards and their keys, is fixed by the arguments and the repository alone.
 
 from __future__ import annotations
 
-import os
 import re
-import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +17,8 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import SortMode
 
+from repotune.code.paths import path_filter, text_path  # noqa: F401 (mine's API)
+from repotune.code.tree import check_loose_objects
 from repotune.config import MineConfig
 from repotune.errors import UserError
 
@@ -88,40 +88,6 @@ def select_commits(repo: pygit2.Repository, repo_path: Path, cfg: MineConfig) ->
         detail = exc.args[0] if exc.args else exc
         raise UserError(f"{repo_path}: damaged history ({detail}); see `git fsck`") from None
     return selection
-
-
-def check_loose_objects(repo: pygit2.Repository, repo_path: Path) -> None:
-    """UserError if a loose object file is not a whole zlib stream. libgit2 (as bundled with
-    pygit2 1.21) loops forever reading a truncated one (libgit2 issue 7342), so a damaged
-    object must be found before anything reads it. Git's auto gc packs loose objects past a
-    few thousand, so this reads little; packed objects have their own checksums."""
-    gitdir = Path(repo.path)
-    common = gitdir / "commondir"  # a worktree's objects are its repository's
-    if common.is_file():
-        gitdir = (gitdir / common.read_text().strip()).resolve()
-    objects = gitdir / "objects"
-    if not objects.is_dir():
-        return
-    for folder in os.scandir(objects):
-        if len(folder.name) != 2 or not folder.is_dir():
-            continue
-        for entry in os.scandir(folder.path):
-            z = zlib.decompressobj()
-            try:
-                with open(entry.path, "rb") as fh:
-                    while not z.eof and (data := fh.read(1 << 16)):
-                        while data and not z.eof:
-                            z.decompress(data, 1 << 20)
-                            data = z.unconsumed_tail
-                why = None if z.eof else "truncated"
-            except zlib.error:
-                why = "not a zlib stream"
-            except OSError as exc:
-                why = exc.strerror or "unreadable"
-            if why is not None:
-                raise UserError(
-                    f"{repo_path}: damaged object {folder.name}{entry.name} ({why}); see `git fsck`"
-                )
 
 
 def shallow_boundary(repo: pygit2.Repository) -> set[str]:
@@ -239,74 +205,3 @@ def commit_message(commit: pygit2.Commit) -> str:
 
 def _decode(raw: bytes) -> str:
     return raw.decode("utf-8", errors="replace")
-
-
-# --- paths ------------------------------------------------------------------------------------
-
-
-def text_path(path: str) -> str:
-    """A file name as a UTF-8 file (Parquet, JSONL) can store it: pygit2 decodes names that are
-    not UTF-8 with surrogate escapes (`latin\\udce9.py`), which no UTF-8 encoder accepts; those
-    bytes become U+FFFD."""
-    if path.isascii():
-        return path
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
-def path_filter(include: list[str], exclude: list[str]) -> Callable[[str], bool]:
-    """Keep a path if it matches any include glob (or there are none) and no exclude glob.
-
-    Globs: `*` and `?` stay inside one path segment, `**` spans segments. A glob without '/'
-    matches any segment (`*.py`, `vendor`); one with '/' is anchored at the repository root.
-    A glob that matches a folder matches everything under it (`src/vendor` = `src/vendor/**`).
-    """
-    inc = [_compile_glob(g) for g in include]
-    exc = [_compile_glob(g) for g in exclude]
-
-    def keep(path: str) -> bool:
-        if inc and not any(m(path) for m in inc):
-            return False
-        return not any(m(path) for m in exc)
-
-    return keep
-
-
-def _compile_glob(glob: str) -> Callable[[str], bool]:
-    anchored = "/" in glob.strip("/")
-    rx = re.compile(_glob_to_regex(glob.strip("/")))
-
-    def match(path: str) -> bool:
-        parts = path.split("/")
-        if not anchored:
-            return any(rx.fullmatch(p) for p in parts)
-        return any(rx.fullmatch("/".join(parts[:k])) for k in range(1, len(parts) + 1))
-
-    return match
-
-
-def _glob_to_regex(glob: str) -> str:
-    out, i, n = [], 0, len(glob)
-    while i < n:
-        c = glob[i]
-        if glob.startswith("**", i):
-            i += 2
-            if glob.startswith("/", i):  # `a/**/b` also matches `a/b`
-                out.append("(?:.*/)?")
-                i += 1
-            else:
-                out.append(".*")
-            continue
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[" and (end := glob.find("]", i + 2)) != -1:
-            body = glob[i + 1 : end]
-            neg = body[0] in "!^"
-            body = re.escape(body[1:] if neg else body).replace(r"\-", "-")
-            out.append(f"[{'^' if neg else ''}{body}]")
-            i = end
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return "".join(out)

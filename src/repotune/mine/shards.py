@@ -42,12 +42,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pygit2
 
+from repotune.commits import COMMIT_SCHEMA, WRITE_OPTIONS, row_size
 from repotune.config import MineConfig
 from repotune.fsutil import atomic_path
 from repotune.mine.history import CommitMiner, Mined, fast_reads
 from repotune.mine.progress import progress
 from repotune.mine.stats import PartStats
-from repotune.mine.store import COMMIT_SCHEMA, WRITE_OPTIONS, row_size
 
 FORMAT = 3  # bump when a shard's rows or files change for the same arguments
 _DROPPED = b"repotune.dropped"

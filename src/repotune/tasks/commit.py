@@ -109,6 +109,19 @@ def old_side(prompt: str, cfg: BuildConfig) -> list[str] | None:
     return lines
 
 
+def old_side_span(prompt: str, cfg: BuildConfig) -> list[int] | None:
+    """Where `old_side` sits in `prompt`, as [start, end) character offsets ([0, 0]: an empty
+    old side), for the row's meta: evaluation pins a diff answer's old side from it without
+    knowing this prompt format or the build config (evaluate/run.py)."""
+    old = old_side(prompt, cfg)
+    if old is None:
+        return None
+    if not old:
+        return [0, 0]
+    end = prompt.rindex("\n### Diff:\n") - 1  # the code before ends with its own newline
+    return [end - len("\n".join(old)), end]
+
+
 def commit_examples(
     commit: Commit, cfg: BuildConfig, dropped: Counter[str] | None = None
 ) -> Iterator[dict]:
@@ -146,6 +159,8 @@ def commit_examples(
                 "time": commit.committer_time,
                 "language": change.language,
             }
+            if (span := old_side_span(prompt, cfg)) is not None:
+                meta["old_side"] = span
             yield {
                 "id": f"{commit.sha[:12]}:{change.path}:{key}",
                 "task": "commit",

@@ -27,7 +27,7 @@ class BuildContext:
 
     @cached_property
     def commits(self) -> list:
-        from repotune.mine.store import read_commits
+        from repotune.commits import read_commits
 
         path = commits_path(self.run_dir)
         if not path.is_file():

@@ -13,7 +13,8 @@ beside the bug it names; without one the prompt is unchanged.
 
 Examples come from bug-fix commits that change exactly one function, and from external fix
 sets (tasks/fixsets.py).
-`repair_prompt` is also what evaluation by execution uses to pose a known bug.
+The format itself (`repair_prompt`, `repair_completion`) is in code/ir4.py, which evaluation by
+execution also uses to pose a known bug.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from repotune.code.functions import split_lines
+from repotune.code.ir4 import FILL_ME, repair_completion, repair_prompt
 from repotune.code.languages import COMMENT_PREFIX, PROSE, comment_prefix
 from repotune.code.parse import has_grammar
 from repotune.config import RepairTaskConfig
@@ -33,60 +35,6 @@ from repotune.records import Commit, FileChange
 from repotune.tasks.changes import changed_functions
 
 __all__ = ["COMMENT_PREFIX", "FILL_ME", "comment_prefix", "repair_examples", "repair_prompt"]
-
-FILL_ME = "<FILL_ME>"
-
-
-def repair_prompt(
-    function_lines: list[str],
-    bug_first: int,
-    bug_last: int,
-    language: str | None,
-    label: str | None = None,
-) -> str:
-    """RepairLLaMA IR4 for a function (lines without newlines) whose buggy chunk is lines
-    bug_first..bug_last (0-based, inclusive; bug_last = bug_first - 1: an insertion point).
-    `label`, when given, is shown as a comment line above the buggy chunk."""
-    if not 0 <= bug_first <= len(function_lines) or not bug_first - 1 <= bug_last < len(
-        function_lines
-    ):
-        raise ValueError(
-            f"bug lines {bug_first}..{bug_last} outside a {len(function_lines)}-line function"
-        )
-    mark = comment_prefix(language)
-    buggy = function_lines[bug_first : bug_last + 1]
-    anchor = buggy[0] if buggy else _neighbour(function_lines, bug_first)
-    indent = anchor[: len(anchor) - len(anchor.lstrip())]
-    lines = [
-        *function_lines[:bug_first],
-        *([_label_line(label, language)] if label else []),
-        f"{mark} buggy code",
-        *(f"{mark} {line}" for line in buggy),
-        f"{indent}{FILL_ME}",
-        *function_lines[bug_last + 1 :],
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _label_line(label: str, language: str | None) -> str:
-    """The label as one comment line in the language's syntax (whitespace runs collapsed)."""
-    return f"{comment_prefix(language)} label: {' '.join(label.split())}"
-
-
-def _neighbour(lines: list[str], at: int) -> str:
-    """The line an inserted chunk is indented like: the next non-blank one, else the last."""
-    for line in lines[at:]:
-        if line.strip():
-            return line
-    for line in reversed(lines[:at]):
-        if line.strip():
-            return line
-    return ""
-
-
-def repair_completion(fixed_lines: list[str]) -> str:
-    """OR2: the fixed chunk's lines, each ended by a newline."""
-    return "\n".join(fixed_lines) + "\n"
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""Commit records as Parquet: one row per commit, files and hunks as nested columns, so the
-file opens in pandas, DuckDB and `datasets` as is. The schema is explicit so that a column that
+"""Commit records as Parquet (RUN/commits.parquet): one row per commit, files and hunks as nested
+columns, so the file opens in pandas, DuckDB and `datasets` as is. A shared layer, not the mine
+stage's: mine writes the file and build reads it. The schema is explicit so that a column that
 is empty or all None in one run still has the same type as in any other."""
 
 from __future__ import annotations
