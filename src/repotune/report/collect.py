@@ -86,8 +86,9 @@ class Completion:
 
 
 @dataclass
-class Example:
-    """One test row both models generated for, with the texts a reader compares."""
+class SideBySide:
+    """One test row both models generated for, with the texts a reader compares (not a
+    records.Example: this is the report's view of one, with both answers)."""
 
     id: str
     prompt: str
@@ -105,7 +106,7 @@ class TaskResult:
     metrics: list[Metric]
     pass_columns: dict[str, dict[str, float]]  # model -> {"pass@1": ..}
     outcomes: dict[str, Counter] | None  # model -> outcome counts, when rows carry them
-    examples: list[Example] = field(default_factory=list)
+    examples: list[SideBySide] = field(default_factory=list)
     completion: Completion | None = None  # the `complete` task's rows and comparisons
 
     @property
@@ -300,7 +301,7 @@ def _pass_columns(summary: dict) -> dict[str, float]:
 
 def _examples(
     run_dir: Path, task: str, base: list[dict], tuned: list[dict], limit: int
-) -> list[Example]:
+) -> list[SideBySide]:
     """Rows both models generated for, where they differ most first: the telling ones."""
     both = [(b, t) for b, t in zip(base, tuned) if "generation" in b and "generation" in t]
     if not both or limit <= 0:
@@ -316,7 +317,7 @@ def _examples(
     for b, t in chosen:
         src = source.get(b["id"], {})
         out.append(
-            Example(
+            SideBySide(
                 id=b["id"],
                 prompt=src.get("prompt", "(prompt not found in datasets/)"),
                 reference=src.get("completion", b.get("reference", "")),
