@@ -33,7 +33,7 @@ def main() -> None:
     from repotune.evaluate.paired import compare
     from repotune.evaluate.sample import spread_sample
     from repotune.models.load import load_model, load_tokenizer
-    from repotune.tasks import load_split
+    from repotune.rundir import load_split
 
     run = args.run
     plain_dir = run / "eval" / "complete"

@@ -20,7 +20,7 @@ from typing import Any
 
 from repotune.config import BuildConfig
 from repotune.fsutil import write_json, write_jsonl
-from repotune.rundir import commits_path, load_split, split_path  # noqa: F401 (load_split: bench)
+from repotune.rundir import commits_path, split_path
 from repotune.tasks.context import BuildContext
 from repotune.tasks.repos import repo_counts, repo_weights, weigh
 from repotune.tasks.split import (
