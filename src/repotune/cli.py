@@ -132,7 +132,7 @@ def train(out: OutOpt = Path("runs/latest"), config: ConfigOpt = None, set_: Set
 
     Ctrl-C writes a checkpoint and stops; the same command resumes from the last checkpoint,
     also after a crash or kill -9. Several GPUs: accelerate launch -m repotune.cli train ...
-    (see docs/training.md).
+    (see docs/train.md).
 
     Example: repotune train --out runs/myproject --set train.max_steps=50
     """

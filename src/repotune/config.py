@@ -44,7 +44,7 @@ class _Section(BaseModel):
 
 
 class MineConfig(_Section):
-    """What history to mine and how to clean it (see docs/mining.md)."""
+    """What history to mine and how to clean it (see docs/mine.md)."""
 
     ref: str = Field(default="HEAD", description="branch, tag, sha, or a range A..B")
     max_commits: int | None = Field(default=None, ge=1, description="newest N commits")
@@ -355,7 +355,7 @@ class ModelConfig(_Section):
 
 
 class TrainConfig(_Section):
-    """How the adapter (or the whole model) is trained; see docs/training.md."""
+    """How the adapter (or the whole model) is trained; see docs/train.md."""
 
     method: Literal["lora", "dora", "qlora", "lora-8bit", "full"] = Field(
         default="lora",
@@ -480,7 +480,7 @@ class EvaluateConfig(_Section):
 
 class EvalExecConfig(_Section):
     """Proof by execution: candidates, sandbox limits, repair turns, HumanEval
-    (see docs/evaluation.md)."""
+    (see docs/evaluate.md)."""
 
     backend: Literal["auto", "transformers", "vllm"] = Field(
         default="auto", description="auto: vLLM when installed with a GPU, else transformers"

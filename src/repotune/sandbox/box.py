@@ -2,7 +2,7 @@
 
 Every run happens in a scratch folder, never the user's checkout, through `_jail.py`, which
 isolates itself as far as the OS allows (namespaces, private /tmp, hidden $HOME, unprivileged
-uid, rlimits) and reports what it applied; see `isolation()` and docs/evaluation.md. Here the
+uid, rlimits) and reports what it applied; see `isolation()` and docs/evaluate.md. Here the
 parent adds what it alone can do: a scrubbed environment, a wall-clock limit enforced by killing
 the whole process group (and with it the PID namespace), and output captured to a file so a
 chatty or hostile command cannot flood memory.
