@@ -51,7 +51,7 @@ test: lint chromium
 # compiler; ≈7 min on 2 cores). Kept out of `make test` and CI, whose llama.cpp tests skip.
 llamacpp-check: $(VENV)/.installed
 	$(BIN)/pip install -q --disable-pip-version-check -c $(LOCK) -e ".[dev,llamacpp]"
-	$(BIN)/pytest -q -m llamacpp tests/test_gguf_llamacpp.py
+	$(BIN)/pytest -q -m llamacpp tests/train/test_gguf_llamacpp.py
 
 clean:
 	rm -rf $(VENV) runs

@@ -18,9 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from serveload import drive, free_port, start_server, wait_ready  # noqa: E402
+from repotune.serve.loadgen import drive, free_port, start_server, wait_ready
 
 
 def main() -> None:
@@ -40,7 +38,7 @@ def main() -> None:
         elif args.model:
             model, label, dtype = args.model, args.model, "auto"
         else:
-            from tinymodel import make_tiny_model
+            from repotune.models.tiny import make_tiny_model
 
             model, label, dtype = str(make_tiny_model(Path(tmp) / "tiny")), "tiny model", "float32"
         port = free_port()

@@ -2,29 +2,26 @@
 
     python bench/validate.py [--rounds N]
 
-Builds the test suite's manifest (12 Python and 3 C bugs, tests/bugsuite.py) in a temp folder
-and validates, for every bug, its fix, its unchanged buggy lines and two broken variants that
-still compile (4 x 15 = 60 candidates per round; N rounds use distinct candidates), without
-the cache, first with one worker, then with one per core. Each candidate is a full sandboxed
-run: copy of the project, build (C), tests. Printed: candidates/minute of each and the ratio.
+Builds the test suite's manifest (12 Python and 3 C bugs, repotune/sandbox/bugsuite.py) in a
+temp folder and validates, for every bug, its fix, its unchanged buggy lines and two broken
+variants that still compile (4 x 15 = 60 candidates per round; N rounds use distinct
+candidates), without the cache, first with one worker, then with one per core. Each candidate
+is a full sandboxed run: copy of the project, build (C), tests. Printed: candidates/minute of
+each and the ratio.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from bugsuite import make_suite  # noqa: E402
-
-from repotune.sandbox import Limits, Sandbox, describe, isolation  # noqa: E402
-from repotune.sandbox.manifest import load_bugs  # noqa: E402
-from repotune.sandbox.validate import Validator  # noqa: E402
+from repotune.sandbox import Limits, Sandbox, describe, isolation
+from repotune.sandbox.bugsuite import make_suite
+from repotune.sandbox.manifest import load_bugs
+from repotune.sandbox.validate import Validator
 
 
 def _jobs(bugs, validator, rounds: int) -> list[tuple[str, str]]:

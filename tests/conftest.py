@@ -17,7 +17,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Folder of a tiny random Gemma 3 causal LM with a BPE tokenizer (built once per session)."""
-    from tinymodel import make_tiny_model
+    from repotune.models.tiny import make_tiny_model
 
     return str(make_tiny_model(tmp_path_factory.mktemp("tiny-model")))
 
@@ -25,8 +25,8 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def warm_cli(tmp_path_factory: pytest.TempPathFactory):
     """The real CLI in forked children of one interpreter that imported torch once, with
-    kill -9 at chosen file-system changes (see faultcli.py)."""
-    from faultcli import WarmCLI
+    kill -9 at chosen file-system changes (see support/faultcli.py)."""
+    from tests.support.faultcli import WarmCLI
 
     server = WarmCLI(tmp_path_factory.mktemp("cli"))
     yield server

@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from test_complete_task import N_COMMITS, T0, make_repo
-from test_train import small
 from typer.testing import CliRunner
 
 from repotune.config import BuildConfig, MineConfig, ModelConfig
 from repotune.evaluate.paired import compare
+from tests.tasks.test_complete_task import N_COMMITS, T0, make_repo
+from tests.train.test_train import small
 
 
 @pytest.fixture(scope="module")
@@ -144,10 +144,10 @@ def test_a_fresh_adapter_card_before_evaluation(tmp_path, tiny_model):
     """Train writes the card (replacing PEFT's template); without eval/summary.json it has no
     model-index and says how to get one. The embedded default names its Hub source."""
     from huggingface_hub import ModelCard
-    from test_train import write_rows
 
     from repotune.cards import EMBEDDED_SOURCE, base_model_id
     from repotune.train.sft import run_train
+    from tests.train.test_train import write_rows
 
     write_rows(tmp_path)
     run_train(tmp_path, ModelConfig(name=tiny_model, dtype="float32"), small(max_steps=1))

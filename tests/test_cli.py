@@ -5,7 +5,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from gitrepo import git
+
+from tests.support.gitrepo import git
 
 
 def _repotune(*args, cwd=None):

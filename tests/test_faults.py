@@ -4,7 +4,7 @@ resumes from the last checkpoint and takes each step once), and no reader ever f
 half-written file under its final name.
 
 Commands run as the real CLI in forked children of one warm interpreter, killed by an audit
-hook just before their Nth file-system change (see faultcli.py), so every point is exact and
+hook just before their Nth file-system change (see support/faultcli.py), so every point is exact and
 repeatable; one case also kills from outside at a seeded time.
 """
 
@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from faultcli import describe
-from gitrepo import make_history
+
+from tests.support.faultcli import describe
+from tests.support.gitrepo import make_history
 
 SEED = 8
 MAX_STEPS = 3

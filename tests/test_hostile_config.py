@@ -14,15 +14,15 @@ import time
 from collections import Counter
 
 import pytest
-from clirun import in_process
-from gitrepo import make_history
-from teacherserver import FakeTeacher
 
 from repotune.code.tree import Snapshot, SourceFile
 from repotune.config import BuildConfig, ExplainTaskConfig
 from repotune.errors import UserError
 from repotune.tasks.explain import explain_examples
 from repotune.tasks.teacher import AnswerCache, ask_all, make_teacher
+from tests.support.clirun import in_process
+from tests.support.gitrepo import make_history
+from tests.support.teacherserver import FakeTeacher
 
 # --- configs --------------------------------------------------------------------------------
 

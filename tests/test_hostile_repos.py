@@ -17,12 +17,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from clirun import child, in_process
-from gitrepo import git, make_history
 
 from repotune.commits import read_commits
 from repotune.fsutil import read_jsonl
 from repotune.records import Commit
+from tests.support.clirun import child, in_process
+from tests.support.gitrepo import git, make_history
 
 T0 = 1_700_000_000
 HUGE = "x = 1\n" * 400_000  # 2.4 MB: over mine.max_file_bytes (1 MB) and build.tree's 200 kB

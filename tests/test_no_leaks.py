@@ -16,12 +16,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from clirun import child, in_process
-from gitrepo import git
-from serveload import free_port, start_server, wait_ready
-from teacherserver import FakeTeacher
 
 from repotune.commits import read_commits
+from repotune.serve.loadgen import free_port, start_server, wait_ready
+from tests.support.clirun import child, in_process
+from tests.support.gitrepo import git
+from tests.support.teacherserver import FakeTeacher
 
 AWS_KEY = "AKIAQ7ZR4M2X9K3P5T8W"
 GITHUB_TOKEN = "ghp_8fQk2LmZ0rT5vX1bN7cW3yH9uJ4eD6aS0pQm"

@@ -5,7 +5,8 @@ import subprocess
 import sys
 
 from datasets import load_dataset
-from gitrepo import make_history
+
+from tests.support.gitrepo import make_history
 
 
 def test_run_writes_every_output(tmp_path, tiny_model):

@@ -14,8 +14,9 @@ import stat
 from pathlib import Path
 
 import pytest
-from faultcli import NO_READ_ONLY
-from gitrepo import git, make_history
+
+from tests.support.faultcli import NO_READ_ONLY
+from tests.support.gitrepo import git, make_history
 
 RUN_SETS = [
     "model.dtype=float32", "train.max_steps=2", "train.batch_size=2", "train.max_length=48",

@@ -5,7 +5,7 @@ Exact match is right or wrong per row, so what separates two models is only the 
 they disagree (b: the first right, the second wrong; c: the reverse). McNemar's exact test is
 the two-sided binomial test of b against b + c at one half, the test Giagnorio et al. report
 for completion; statsmodels' `mcnemar(exact=True)` and scipy's `binomtest` give the same
-p-value (tests/test_evaluate_paired.py checks both on random tables).
+p-value (tests/evaluate/test_evaluate_paired.py checks both on random tables).
 """
 
 from __future__ import annotations
