@@ -20,7 +20,7 @@ from tests.train.test_train import small
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, tiny_model) -> Path:
     """Mined, built (complete + commit), trained two steps, merged; then an evaluation summary
-    in evaluate's format (the real one is tests/test_evaluate_complete.py's)."""
+    in evaluate's format (the real one is tests/evaluate/test_evaluate_complete.py's)."""
     from repotune.cards import write_cards
     from repotune.cli import app
     from repotune.mine import run_mine

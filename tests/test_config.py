@@ -22,7 +22,7 @@ def test_yaml_and_overrides(tmp_path):
 
 
 def test_words_yaml_1_1_reads_as_booleans_keep_their_meaning(tmp_path):
-    """`dedup: off` (docs/mining.md) was read as false by YAML and rejected, in a file and in
+    """`dedup: off` (docs/mine.md) was read as false by YAML and rejected, in a file and in
     `--set` alike; bool fields still take on/off/yes/no, and a string stays a string."""
     p = tmp_path / "c.yaml"
     p.write_text(

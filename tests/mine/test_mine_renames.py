@@ -1,6 +1,6 @@
 """Rename pairing checked against `git log -M --numstat` on renames built near the threshold.
 
-Mining pairs renames with libgit2, whose similarity is not git's (docs/mining.md): both cut
+Mining pairs renames with libgit2, whose similarity is not git's (docs/mine.md): both cut
 at 50 %, and where a file's lines are alike in length the two agree to the point; where kept
 and changed lines differ in length, git (which weighs bytes) and libgit2 (which weighs lines)
 can decide a pair differently. These tests pin both halves of that statement.

@@ -2,7 +2,7 @@
 distribution: `make llamacpp-check`) gives transformers' greedy tokens on the merged model.
 
 The llama.cpp tests skip where `llama_cpp` is not installed (CI does not compile it); the
-measurement on a real tuned model is bench/gguf_llamacpp.py, written down in docs/training.md.
+measurement on a real tuned model is bench/gguf_llamacpp.py, written down in docs/train.md.
 """
 
 from __future__ import annotations
