@@ -113,7 +113,7 @@ BUGFIX_PATTERN = (
 
 
 class CommitTaskConfig(_Section):
-    """`commit`: message + code before -> the change (see docs/tasks.md)."""
+    """`commit`: message + code before -> the change (see docs/build.md)."""
 
     representation: Literal["diff", "functions", "tokens"] = Field(
         default="diff",
@@ -133,7 +133,7 @@ class CommitTaskConfig(_Section):
 
 class CompleteTaskConfig(_Section):
     """`complete`: the end of an added line, or an added block of up to 3 lines, predicted
-    from the file before it (Giagnorio et al., TOSEM 2025; see docs/tasks.md)."""
+    from the file before it (Giagnorio et al., TOSEM 2025; see docs/build.md)."""
 
     block_rate: float = Field(
         default=0.25, ge=0, le=1, description="share of targets that are whole added blocks"
