@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from repotune.config import BuildConfig, MineConfig, ModelConfig
 from repotune.evaluate.paired import compare
-from tests.tasks.test_complete_task import N_COMMITS, T0, make_repo
+from tests.build.test_complete_task import N_COMMITS, T0, make_repo
 from tests.train.test_train import small
 
 
@@ -21,10 +21,10 @@ from tests.train.test_train import small
 def run(tmp_path_factory, tiny_model) -> Path:
     """Mined, built (complete + commit), trained two steps, merged; then an evaluation summary
     in evaluate's format (the real one is tests/evaluate/test_evaluate_complete.py's)."""
+    from repotune.build import run_build
     from repotune.cards import write_cards
     from repotune.cli import app
     from repotune.mine import run_mine
-    from repotune.tasks import run_build
     from repotune.train.sft import run_train
 
     root = tmp_path_factory.mktemp("cards")

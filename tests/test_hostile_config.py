@@ -15,11 +15,11 @@ from collections import Counter
 
 import pytest
 
+from repotune.build.explain import explain_examples
+from repotune.build.teacher import AnswerCache, ask_all, make_teacher
 from repotune.code.tree import Snapshot, SourceFile
 from repotune.config import BuildConfig, ExplainTaskConfig
 from repotune.errors import UserError
-from repotune.tasks.explain import explain_examples
-from repotune.tasks.teacher import AnswerCache, ask_all, make_teacher
 from tests.support.clirun import in_process
 from tests.support.gitrepo import make_history
 from tests.support.teacherserver import FakeTeacher

@@ -111,7 +111,7 @@ def build(
 
     Example: repotune build --out runs/myproject --set build.tasks='[commit,repair,fim]' --stats
     """
-    from repotune.tasks import run_build
+    from repotune.build import run_build
 
     cfg = _config(config, set_, out)
     result = run_build(out, cfg.build, model=cfg.model.name, token_stats=stats, say=_say)
@@ -121,7 +121,7 @@ def build(
     if stats:
         from rich.console import Console
 
-        from repotune.tasks.stats import stats_tables
+        from repotune.build.stats import stats_tables
 
         Console(stderr=True).print(stats_tables(result))
 

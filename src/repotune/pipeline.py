@@ -59,8 +59,8 @@ def _clock(say: Callable[[str], None]) -> Callable[[str], None]:
 def _after_mine(
     out: Path, cfg: RunConfig, say: Callable[[str], None], step: Callable[[str], None]
 ) -> Path:
+    from repotune.build import run_build
     from repotune.evaluate.run import run_evaluate
-    from repotune.tasks import run_build
     from repotune.train.sft import run_train
 
     step("build")
@@ -90,9 +90,9 @@ def refresh_run(run_dir: Path, cfg: RunConfig, say: Callable[[str], None] = prin
     splits so the newest commits are the test set, continue training the adapter on the new
     rows plus a replay sample of old ones, evaluate, and keep this refresh's summary beside
     the earlier ones in eval/history/ (the report plots the gain over refreshes)."""
+    from repotune.build import run_build
     from repotune.evaluate.run import run_evaluate
     from repotune.mine.refresh import refresh_commits
-    from repotune.tasks import run_build
     from repotune.train.refresh import continue_training
 
     run_dir = Path(run_dir)

@@ -8,13 +8,13 @@ import json
 
 import pytest
 
+from repotune.build import run_build
 from repotune.config import BuildConfig, EvaluateConfig, MineConfig, ModelConfig
 from repotune.evaluate.completion import COMPARISONS, retrieval_sample
 from repotune.evaluate.run import run_evaluate
 from repotune.mine import run_mine
 from repotune.rundir import load_split
-from repotune.tasks import run_build
-from tests.tasks.test_complete_task import make_repo
+from tests.build.test_complete_task import make_repo
 from tests.train.test_merge import make_adapter
 
 LABELS = ("base", "tuned", "base+retrieval", "tuned+retrieval")

@@ -37,8 +37,8 @@ def test_full_fine_tune_is_evaluated_from_merged_and_other_sections_are_kept(tmp
 def _diff_rows(n, start=0, pinned=True):
     """Commit rows as build writes them: with the old side's span in the meta when `pinned`
     (a diff with no context around the hunk), without it otherwise."""
+    from repotune.build.commit import PROMPT_TEMPLATE, old_side_span
     from repotune.config import BuildConfig
-    from repotune.tasks.commit import PROMPT_TEMPLATE, old_side_span
 
     rows = []
     for i in range(start, start + n):

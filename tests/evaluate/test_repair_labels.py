@@ -7,14 +7,14 @@ import json
 
 import pytest
 
+from repotune.build import run_build
+from repotune.build.fixsets import load_external
 from repotune.config import BuildConfig, EvalExecConfig, RepairTaskConfig, RunConfig
 from repotune.errors import UserError
 from repotune.evaluate.repair_eval import repair_prompt_for
 from repotune.infer.generate import Completion
 from repotune.sandbox.bugsuite import make_suite
 from repotune.sandbox.manifest import bug_fingerprint, load_bugs, parse_bug, save_bugs
-from repotune.tasks import run_build
-from repotune.tasks.fixsets import load_external
 
 PY_BUGGY = "def mean(values):\n    total = sum(values)\n    return total / (len(values) - 1)\n"
 PY_FIXED = PY_BUGGY.replace("(len(values) - 1)", "len(values)")

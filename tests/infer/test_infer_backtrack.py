@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from transformers import LogitsProcessor
 
+from repotune.build.commit import PROMPT_TEMPLATE, old_side
 from repotune.config import BuildConfig
 from repotune.infer.backtrack import broken_line
 from repotune.infer.generate import generate
-from repotune.tasks.commit import PROMPT_TEMPLATE, old_side
 
 
 @pytest.mark.parametrize(

@@ -7,10 +7,10 @@ import re
 
 import pytest
 
+from repotune.build.commit import PROMPT_TEMPLATE, old_side
 from repotune.config import BuildConfig
 from repotune.infer.generate import generate
 from repotune.infer.grammar import diff_regex
-from repotune.tasks.commit import PROMPT_TEMPLATE, old_side
 
 CODE = "def add(a, b):\n    return a\n\nx = add(1, 2)\n"
 

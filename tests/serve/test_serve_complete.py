@@ -17,6 +17,7 @@ import openai
 import pytest
 import yaml
 
+from repotune.build.complete import add_retrieval, complete_examples
 from repotune.code.languages import is_code
 from repotune.code.tree import read_tree
 from repotune.config import BuildConfig, load_config
@@ -25,7 +26,6 @@ from repotune.records import Commit, FileChange, Hunk
 from repotune.serve.app import create_app
 from repotune.serve.engine import load_engine
 from repotune.serve.prompts import CompletionPrompts, completion_settings
-from repotune.tasks.complete import add_retrieval, complete_examples
 from tests.serve.test_serve import _start
 from tests.support.clirun import in_process
 from tests.support.gitrepo import git
@@ -49,7 +49,7 @@ def _serving(app) -> Iterator[openai.OpenAI]:
 
 
 def _count(tokenizer):
-    """Token counts as the build counts them (tasks/context.py)."""
+    """Token counts as the build counts them (build/context.py)."""
     return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 

@@ -38,7 +38,7 @@ _CHANGES = {
 }  # fmt: skip
 _PRELOAD = (
     "torch", "transformers", "trl", "peft", "datasets", "pyarrow.parquet", "pygit2",
-    "repotune.cli", "repotune.mine", "repotune.tasks", "repotune.train.sft",
+    "repotune.cli", "repotune.mine", "repotune.build", "repotune.train.sft",
     "repotune.evaluate.run", "repotune.report.markdown", "repotune.report.html",
 )  # fmt: skip
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from repotune.build import run_build
 from repotune.config import BuildConfig, ModelConfig, RepairTaskConfig, TrainConfig
 from repotune.errors import UserError
-from repotune.tasks import run_build
 
 
 def _fixes(path: Path) -> Path:

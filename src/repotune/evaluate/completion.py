@@ -2,7 +2,7 @@
 
 Four rows answer the same held-out targets greedily, each stopped at the end of its line or
 block: base, base + retrieval, tuned, tuned + retrieval (BM25 snippets of the code before the
-cutoff, put before the same prompt; tasks/complete.py). Exact match (whitespace-insensitive)
+cutoff, put before the same prompt; build/complete.py). Exact match (whitespace-insensitive)
 is the headline, with McNemar's exact test and a paired bootstrap interval for each
 comparison (evaluate/paired.py); edit similarity and the loss on the targets come beside it.
 The retrieval rows answer a seeded sub-sample of the same rows when

@@ -1,7 +1,7 @@
 """Regular-expression constrained greedy decoding with llguidance, per row of a batch.
 
 A generated diff hunk has a grammar the prompt fixes: its unchanged and removed lines are the
-code before, in order, and only its added lines are free (`diff_regex`; tasks/commit.py
+code before, in order, and only its added lines are free (`diff_regex`; build/commit.py
 `old_side` reads the old side off a prompt). Decoding inside that grammar makes every answer
 a diff that applies, so exact match and change similarity measure the edit, not slips in
 copying context. llguidance is the engine vLLM uses for structured outputs ("guidance"

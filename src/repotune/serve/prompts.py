@@ -109,7 +109,7 @@ class CompletionPrompts:
 
 
 def _token_counter(tokenizer: Any) -> Callable[[str], int]:
-    """Prompt length as the build counts it (tasks/context.py): no special tokens."""
+    """Prompt length as the build counts it (build/context.py): no special tokens."""
     return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 

@@ -5,11 +5,11 @@ from collections import Counter
 import pytest
 from pydantic import ValidationError
 
+from repotune.build.explain import explain_examples, select_units
+from repotune.build.teacher import AnswerCache, ask_all, make_teacher
 from repotune.code.tree import Snapshot, SourceFile
 from repotune.config import BuildConfig, ExplainTaskConfig
 from repotune.errors import UserError
-from repotune.tasks.explain import explain_examples, select_units
-from repotune.tasks.teacher import AnswerCache, ask_all, make_teacher
 from tests.support.teacherserver import FakeTeacher
 
 CODE = "def area(w, h):\n    if w < 0:\n        raise ValueError(w)\n    return w * h\n"

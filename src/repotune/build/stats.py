@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from repotune.tasks.split import SPLITS
+from repotune.build.split import SPLITS
 
 
 def percentiles(values: list[int]) -> dict[str, int] | None:

@@ -1,9 +1,9 @@
 """The `commit` task's other representations: changed functions, token streams, wrapped."""
 
+from repotune.build.changes import change_runs
+from repotune.build.commit import commit_examples
 from repotune.config import BuildConfig, CommitTaskConfig
 from repotune.records import Commit, FileChange, Hunk
-from repotune.tasks.changes import change_runs
-from repotune.tasks.commit import commit_examples
 
 BEFORE = "def f(x):\n    y = x + 1\n    return y\n\n\ndef g():\n    return 0\n"
 AFTER = "def f(x):\n    y = x + 2\n    return y\n\n\ndef g():\n    return 0\n"

@@ -7,10 +7,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from repotune.build import run_build
+from repotune.build.instruct import instruct_examples, read_records, render, to_messages
 from repotune.config import BuildConfig, InstructTaskConfig
 from repotune.errors import UserError
-from repotune.tasks import run_build
-from repotune.tasks.instruct import instruct_examples, read_records, render, to_messages
 
 ALPACA = [
     {"instruction": "Name the build tool.", "input": "", "output": "make"},

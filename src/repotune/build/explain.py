@@ -13,11 +13,11 @@ import random
 from collections import Counter
 from collections.abc import Callable
 
+from repotune.build.teacher import AnswerCache, ask_all, default_cache_dir, make_teacher
 from repotune.code.functions import code_units, split_lines
 from repotune.code.languages import PROSE
 from repotune.code.tree import Snapshot
 from repotune.config import BuildConfig
-from repotune.tasks.teacher import AnswerCache, ask_all, default_cache_dir, make_teacher
 
 PROMPT_TEMPLATE = """### Instruction:
 Explain this code.

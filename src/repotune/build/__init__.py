@@ -18,12 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from repotune.config import BuildConfig
-from repotune.fsutil import write_json, write_jsonl
-from repotune.rundir import commits_path, split_path
-from repotune.tasks.context import BuildContext
-from repotune.tasks.repos import repo_counts, repo_weights, weigh
-from repotune.tasks.split import (
+from repotune.build.context import BuildContext
+from repotune.build.repos import repo_counts, repo_weights, weigh
+from repotune.build.split import (
     SPLITS,
     drop_leaks,
     split_by_key,
@@ -31,6 +28,9 @@ from repotune.tasks.split import (
     split_paths,
     split_shuffled,
 )
+from repotune.config import BuildConfig
+from repotune.fsutil import write_json, write_jsonl
+from repotune.rundir import commits_path, split_path
 
 HISTORY_TASKS = ("commit", "repair", "complete")
 TREE_TASKS = ("fim", "explain")
@@ -56,7 +56,7 @@ def _by_commit_time(
     for (commit, rows), label in zip(groups, labels, strict=True):
         for row in rows:
             row["meta"]["split"] = label
-            if commit.repo is not None:  # a run of several repositories (tasks/repos.py)
+            if commit.repo is not None:  # a run of several repositories (build/repos.py)
                 row["meta"]["repo"] = commit.repo
             splits[label].append(row)
         if label != "train" and rows:
@@ -66,7 +66,7 @@ def _by_commit_time(
 
 def build_commit(ctx: BuildContext) -> TaskRows:
     """Split over all mined commits, as the stage always has (commits without rows count)."""
-    from repotune.tasks.commit import commit_examples
+    from repotune.build.commit import commit_examples
 
     dropped: Counter[str] = Counter()
     groups = [(c, list(commit_examples(c, ctx.cfg, dropped))) for c in ctx.commits]
@@ -77,8 +77,8 @@ def build_commit(ctx: BuildContext) -> TaskRows:
 def build_repair(ctx: BuildContext) -> TaskRows:
     """Split over the commits that gave a fix, so val/test get their share of fixes. With
     external fix sets and no mined history, the external sets alone."""
-    from repotune.tasks.fixsets import load_external
-    from repotune.tasks.repair import repair_examples
+    from repotune.build.fixsets import load_external
+    from repotune.build.repair import repair_examples
 
     rc = ctx.cfg.repair
     dropped: Counter[str] = Counter()
@@ -106,14 +106,14 @@ def build_repair(ctx: BuildContext) -> TaskRows:
 def build_complete(ctx: BuildContext) -> TaskRows:
     """Split over the commits that gave a target; test rows get their retrieval prompts from
     the tree of the newest commit before the first val/test commit."""
-    from repotune.models.fim import detect_fim, fim_tokens_for
-    from repotune.tasks.complete import (
+    from repotune.build.complete import (
         add_retrieval,
         complete_examples,
         finish_splits,
         is_code,
         strip_private,
     )
+    from repotune.models.fim import detect_fim, fim_tokens_for
 
     cc = ctx.cfg.complete
     dropped: Counter[str] = Counter()
@@ -156,8 +156,8 @@ def _by_path(ctx: BuildContext, rows: list[dict]) -> dict[str, list[dict]]:
 
 
 def build_fim(ctx: BuildContext) -> TaskRows:
+    from repotune.build.fim import fim_examples
     from repotune.models.fim import fim_tokens_for
-    from repotune.tasks.fim import fim_examples
 
     choice = ctx.cfg.fim.tokens
     tokens = fim_tokens_for(ctx.tokenizer if choice == "auto" else None, choice, ctx.model_name)
@@ -175,7 +175,7 @@ def build_fim(ctx: BuildContext) -> TaskRows:
 
 
 def build_explain(ctx: BuildContext) -> TaskRows:
-    from repotune.tasks.explain import explain_examples
+    from repotune.build.explain import explain_examples
 
     snap = ctx.snapshot
     dropped = Counter(snap.skipped)
@@ -184,7 +184,7 @@ def build_explain(ctx: BuildContext) -> TaskRows:
 
 
 def build_instruct(ctx: BuildContext) -> TaskRows:
-    from repotune.tasks.instruct import instruct_examples
+    from repotune.build.instruct import instruct_examples
 
     ic = ctx.cfg.instruct
     tokenizer = ctx.tokenizer if ic.chat_template and ic.sources else None
@@ -232,7 +232,7 @@ def run_build(
     is unset (the CLI passes model.name; without either, RUN/config.yaml's, then the embedded
     default).
     `token_stats`: also count lengths in that tokenizer's tokens (`build --stats`)."""
-    from repotune.tasks.stats import length_stats
+    from repotune.build.stats import length_stats
 
     ctx = BuildContext(Path(run_dir), cfg, model, say)
     order = sorted(cfg.tasks, key=lambda t: (t not in HISTORY_TASKS, t == "complete"))

@@ -11,9 +11,9 @@ from collections import Counter
 
 import pytest
 
+from repotune.build import run_build
 from repotune.config import BuildConfig, CompleteTaskConfig, MineConfig
 from repotune.mine import run_mine
-from repotune.tasks import run_build
 from tests.support.gitrepo import git
 
 T0 = 1_700_000_000
@@ -186,9 +186,9 @@ def test_split_by_time_and_commits(built, mined):
 
 
 def test_train_targets_that_are_held_out_are_dropped(built, mined):
+    from repotune.build.complete import complete_examples
     from repotune.commits import read_commits
     from repotune.models.fim import FAMILIES
-    from repotune.tasks.complete import complete_examples
 
     run, stats, rows = built
     train_keys = {_key(r["completion"]) for r in rows["train"]}
@@ -331,8 +331,8 @@ def test_prompt_tokens_are_capped(mined, tiny_model, tmp_path):
 
 
 def test_left_to_right_rows_are_a_prefix_of_the_file(built, mined):
+    from repotune.build.complete import complete_examples
     from repotune.commits import read_commits
-    from repotune.tasks.complete import complete_examples
 
     run, _, _ = built
     repo = mined / "repo"
@@ -371,7 +371,7 @@ def test_loss_all_marks_rows_and_encode_masks_only_the_first_token(
 def test_holes_give_no_block_at_block_rate_zero():
     import random
 
-    from repotune.tasks.complete import holes
+    from repotune.build.complete import holes
 
     lines = ["try:", "    go()", "except:", "    pass", ""]  # short lines, one of 3 tokens
     added = [0, 1, 2, 3]

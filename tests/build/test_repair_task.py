@@ -5,18 +5,18 @@ from collections import Counter
 
 import pytest
 
-from repotune.config import BuildConfig, RepairTaskConfig
-from repotune.errors import UserError
-from repotune.records import Commit
-from repotune.tasks import run_build
-from repotune.tasks.fixsets import load_external
-from repotune.tasks.repair import (
+from repotune.build import run_build
+from repotune.build.fixsets import load_external
+from repotune.build.repair import (
     COMMENT_PREFIX,
     comment_prefix,
     fix_chunk,
     repair_examples,
     repair_prompt,
 )
+from repotune.config import BuildConfig, RepairTaskConfig
+from repotune.errors import UserError
+from repotune.records import Commit
 from tests.support.gitrepo import git
 
 PY_BUGGY = """def mean(values):

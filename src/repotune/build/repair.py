@@ -12,7 +12,7 @@ With a label (an external fix's class, such as a CWE) and `show_label`, a line
 beside the bug it names; without one the prompt is unchanged.
 
 Examples come from bug-fix commits that change exactly one function, and from external fix
-sets (tasks/fixsets.py).
+sets (build/fixsets.py).
 The format itself (`repair_prompt`, `repair_completion`) is in code/ir4.py, which evaluation by
 execution also uses to pose a known bug.
 """
@@ -26,13 +26,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from repotune.build.changes import changed_functions
 from repotune.code.functions import split_lines
 from repotune.code.ir4 import FILL_ME, repair_completion, repair_prompt
 from repotune.code.languages import COMMENT_PREFIX, PROSE, comment_prefix
 from repotune.code.parse import has_grammar
 from repotune.config import RepairTaskConfig
 from repotune.records import Commit, FileChange
-from repotune.tasks.changes import changed_functions
 
 __all__ = ["COMMENT_PREFIX", "FILL_ME", "comment_prefix", "repair_examples", "repair_prompt"]
 

@@ -2,10 +2,10 @@
 
 from collections import Counter
 
+from repotune.build.fim import cut_candidates, fim_examples, keep_head, keep_tail
 from repotune.code.tree import Snapshot, SourceFile, read_tree
 from repotune.config import BuildConfig, FimTaskConfig
 from repotune.models.fim import FAMILIES
-from repotune.tasks.fim import cut_candidates, fim_examples, keep_head, keep_tail
 from tests.support.gitrepo import git
 
 PY = '''import os

@@ -8,7 +8,7 @@ import random
 from collections import Counter
 from typing import Any
 
-from repotune.tasks.split import SPLITS
+from repotune.build.split import SPLITS
 
 
 def repo_weights(mine_stats: dict[str, Any]) -> dict[str, float]:

@@ -18,11 +18,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 
+from repotune.build.changes import changed_functions
 from repotune.code.functions import split_lines
 from repotune.code.tokens import token_diff, token_stream
 from repotune.config import BuildConfig
 from repotune.records import Commit, FileChange, Hunk, is_changed_line
-from repotune.tasks.changes import changed_functions
 
 PROMPT_TEMPLATE = """### Instruction:
 {message}

@@ -1,4 +1,4 @@
-from repotune.tasks.split import drop_leaks, split_by_time
+from repotune.build.split import drop_leaks, split_by_time
 
 
 def test_newest_commits_are_test():

@@ -7,11 +7,11 @@ import sys
 
 import pytest
 
+from repotune.build import run_build
+from repotune.build.split import drop_leaks, split_paths
+from repotune.build.stats import percentiles, stats_tables
 from repotune.config import MineConfig, load_config
 from repotune.mine import run_mine
-from repotune.tasks import run_build
-from repotune.tasks.split import drop_leaks, split_paths
-from repotune.tasks.stats import percentiles, stats_tables
 from tests.support.gitrepo import git
 from tests.support.teacherserver import FakeTeacher
 

@@ -1,6 +1,6 @@
+from repotune.build.commit import commit_examples
 from repotune.config import BuildConfig
 from repotune.records import Commit, FileChange, Hunk
-from repotune.tasks.commit import commit_examples
 
 BEFORE = "\n".join(f"line{i}" for i in range(1, 41)) + "\n"
 
@@ -86,8 +86,8 @@ def test_diff_context_cuts_unchanged_lines_at_the_ends_only():
 
 
 def _regex(cfg=None, **kw):
+    from repotune.build.commit import old_side
     from repotune.infer.grammar import diff_regex
-    from repotune.tasks.commit import old_side
 
     cfg = cfg or BuildConfig(input_context=0)
     (ex,) = list(commit_examples(_commit(**kw), cfg))
@@ -110,7 +110,7 @@ def test_diff_regex_pins_the_old_side_and_leaves_added_lines_free():
 
 
 def test_old_side_only_where_the_prompt_is_the_whole_old_side():
-    from repotune.tasks.commit import old_side
+    from repotune.build.commit import old_side
 
     cut = BuildConfig(input_context=0, commit={"diff_context": 1})
     (ex,) = list(commit_examples(_commit(), cut))
