@@ -23,7 +23,7 @@ from repotune.commits import read_commits, write_commits
 from repotune.config import MineConfig
 from repotune.fsutil import write_json
 from repotune.mine.history import mine_commits, rename_measure
-from repotune.mine.merge import Dedup, join_parts
+from repotune.mine.join_shards import Dedup, join_parts
 from repotune.mine.select import open_repo, select_commits
 from repotune.mine.shards import (
     ShardFn,

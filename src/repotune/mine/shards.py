@@ -5,12 +5,12 @@ A shard goes through two files, each written atomically:
 
 1. its mined rows (`NNNNNN-DIGEST.arrow`, Arrow IPC, uncompressed), with the keys deduplication
    needs and the counts of commits it dropped;
-2. once every older shard is mined, so its duplicates are known (see `merge.Dedup`), its part
+2. once every older shard is mined, so its duplicates are known (see `join_shards.Dedup`), its part
    (`NNNNNN-DIGEST-PLAN.parquet`): the kept rows, encoded exactly as `commits.parquet` is, with
    the keys and counts in its footer. The rows file is then removed.
 
 Parts are joined into `commits.parquet` without re-encoding (`concat`), so compression runs in
-the workers, in parallel, and the merge in the parent costs a file copy.
+the workers, in parallel, and the join in the parent costs a file copy.
 
 A rows file's name is a digest of the arguments that shape its rows and of its commits; a part's
 adds the digest of the whole plan, since which rows are duplicates depends on all older
@@ -54,7 +54,7 @@ _DROPPED = b"repotune.dropped"
 _KEYS = b"repotune.keys"
 _STATS = b"repotune.stats"
 META_PREFIX = b"repotune."  # footer keys of a part that commits.parquet leaves out
-# A shard's rows plus what the merge needs: dedup keys and per-commit counts for the stats.
+# A shard's rows plus what the join needs: dedup keys and per-commit counts for the stats.
 SHARD_SCHEMA = pa.schema(
     [
         *COMMIT_SCHEMA,

@@ -1,6 +1,6 @@
-"""Duplicates across the whole history, and the finished parts -> one `commits.parquet`, in
-walk order (newest first), with the stats a user reads first when a dataset is smaller than
-expected.
+"""Join the mined shards: duplicates across the whole history, and the finished parts -> one
+`commits.parquet`, in walk order (newest first), with the stats a user reads first when a
+dataset is smaller than expected. (Not `train/merge.py`, which merges an adapter into its base.)
 
 Deduplication runs over the whole history oldest first, so the first copy of a change is kept
 wherever the shard boundaries fall: a shard's mask is known once it and every older shard are
