@@ -29,39 +29,43 @@ def main() -> None:
     args = parser.parse_args()
 
     from repotune.config import load_config
-    from repotune.evaluate.completion import _answers, completion_scores
-    from repotune.evaluate.paired import compare
+    from repotune.evaluate.completion import _answers, comparisons, completion_scores
     from repotune.evaluate.sample import spread_sample
     from repotune.models.load import load_model, load_tokenizer
-    from repotune.rundir import load_split
+    from repotune.rundir import load_split, tuned_model
 
     run = args.run
     plain_dir = run / "eval" / "complete"
-    if not (plain_dir / "tuned.jsonl").is_file() or not (run / "adapter").is_dir():
+    if not (plain_dir / "tuned.jsonl").is_file():
         sys.exit(f"no tuned completion answers in {run}: run `repotune run` with `complete` first")
     cfg = load_config(run / "config.yaml")
+    tuned = tuned_model(run, cfg.model.name)  # the rule `repotune evaluate` follows
     ecfg = cfg.evaluate
     rows = load_split(run, "complete", "test")
     rows = [rows[i] for i in spread_sample(rows, ecfg.complete_examples, seed=3)]
     plain = {}
     for label in ("base", "tuned"):
-        lines = (plain_dir / f"{label}.jsonl").read_text().splitlines()
-        plain[label] = {json.loads(x)["id"]: bool(json.loads(x)["exact_match"]) for x in lines}
+        answers = [json.loads(x) for x in (plain_dir / f"{label}.jsonl").read_text().splitlines()]
+        plain[label] = {a["id"]: bool(a["exact_match"]) for a in answers}
     rows = [r for r in rows if r["meta"].get("retrieval_prompt") and r["id"] in plain["tuned"]]
     print(f"{len(rows)} targets with a retrieval prompt, load {os.getloadavg()[0]:.2f}")
 
     tokenizer = load_tokenizer(cfg.model.name)
     prompts = [r["meta"]["retrieval_prompt"] for r in rows]
     refs = [r["completion"] for r in rows]
-    hits: dict[str, list[bool]] = {f"{k}": [plain[k][r["id"]] for r in rows] for k in plain}
-    for label, adapter in (("base", None), ("tuned", str(run / "adapter"))):
+    hits: dict[str, list[bool]] = {k: [plain[k][r["id"]] for r in rows] for k in plain}
+    models = {
+        "base": (cfg.model.name, None),
+        "tuned": (tuned.model, str(tuned.adapter) if tuned.adapter else None),
+    }
+    for label, (source, adapter) in models.items():
         start, done = time.perf_counter(), [0]
 
         def advance(k: int, label: str = label, done: list[int] = done) -> None:
             done[0] += k
             print(f"\r{label} + retrieval: {done[0]}/{len(rows)}", end="", file=sys.stderr)
 
-        model = load_model(cfg.model.name, dtype=cfg.model.dtype, adapter=adapter, merge=True)
+        model = load_model(source, dtype=cfg.model.dtype, adapter=adapter, merge=True)
         texts = _answers(model, tokenizer, prompts, refs, ecfg, cfg.train.max_length * 4, advance)
         hits[f"{label}+retrieval"] = [
             bool(completion_scores(t, ref)["exact_match"]) for t, ref in zip(texts, refs)
@@ -69,17 +73,13 @@ def main() -> None:
         del model
         print(f"\n{label} + retrieval: {time.perf_counter() - start:.0f} s", file=sys.stderr)
 
-    pairs = (
-        ("tuned", "base"),
-        ("base+retrieval", "base"),
-        ("tuned", "base+retrieval"),
-        ("tuned+retrieval", "base+retrieval"),
-        ("tuned+retrieval", "tuned"),
-    )
+    per_row = {
+        k: [{"id": r["id"], "exact_match": h} for r, h in zip(rows, v)] for k, v in hits.items()
+    }
     out = {
         "n": len(rows),
         "exact_match": {k: sum(v) / len(v) for k, v in hits.items()} if rows else {},
-        "comparisons": {f"{a} vs {b}": compare(hits[b], hits[a]) for a, b in pairs},
+        "comparisons": comparisons(per_row),
     }
     print(f"{'row':18s} exact match   (n = {len(rows)})")
     for k, v in out["exact_match"].items():
