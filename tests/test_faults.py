@@ -51,7 +51,7 @@ def _sets(model: str) -> dict[str, list[str]]:
         "train": ["build.tasks=[commit,fim]", *train],
         # the FIM test split of a one-file repository is empty: evaluate the commit task
         "evaluate": [
-            "build.tasks=[commit]",
+            "evaluate.tasks=[commit]",
             "train.max_length=48",
             "evaluate.max_examples=3",
             "evaluate.generate_examples=2",

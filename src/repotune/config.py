@@ -354,9 +354,23 @@ class ModelConfig(_Section):
     dtype: Literal["auto", "bfloat16", "float32", "float16"] = "auto"
 
 
+def _unique_tasks(value: list[str] | None) -> list[str] | None:
+    if value is not None and len(set(value)) != len(value):
+        raise ValueError("a task is named twice")
+    return value
+
+
+# A stage's own task list: None takes every task the last build wrote (RUN/datasets/stats.json).
+StageTasks = Annotated[
+    list[TaskName] | None,
+    Field(default=None, min_length=1, description="None: every task built"),
+]
+
+
 class TrainConfig(_Section):
     """How the adapter (or the whole model) is trained; see docs/train.md."""
 
+    tasks: StageTasks
     method: Literal["lora", "dora", "qlora", "lora-8bit", "full"] = Field(
         default="lora",
         description="lora; dora (weight-decomposed LoRA); qlora (4-bit NF4 base, bitsandbytes); "
@@ -433,6 +447,8 @@ class TrainConfig(_Section):
     logging_steps: int = Field(default=5, ge=1)
     seed: Seed = 0
 
+    _tasks = field_validator("tasks")(_unique_tasks)
+
     @field_validator("lr_scheduler", "optim")
     @classmethod
     def _known_name(cls, value: str, info: ValidationInfo) -> str:
@@ -450,6 +466,7 @@ class TrainConfig(_Section):
 
 
 class EvaluateConfig(_Section):
+    tasks: StageTasks
     max_examples: int | None = Field(default=None, ge=1, description="cap on loss examples")
     generate_examples: int = Field(default=8, ge=0, description="greedy generations per model")
     complete_examples: int = Field(
@@ -476,6 +493,8 @@ class EvaluateConfig(_Section):
         le=10,
         description="broken added lines taken back per diff answer, each a regeneration",
     )
+
+    _tasks = field_validator("tasks")(_unique_tasks)
 
 
 class EvalExecConfig(_Section):

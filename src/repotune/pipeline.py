@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING
 
 from repotune.config import RunConfig, dump_config
 from repotune.errors import UserError
-from repotune.rundir import eval_summary_path, read_eval_summary, split_path
+from repotune.rundir import (
+    built_tasks,
+    eval_summary_path,
+    read_eval_summary,
+    split_path,
+    stage_tasks,
+    train_summary,
+)
 
 if TYPE_CHECKING:
     from repotune.mine.repos import RepoSpec
@@ -22,6 +29,7 @@ def run_all(repo: Path, out: Path, cfg: RunConfig, say: Callable[[str], None] = 
     from repotune.mine.history import open_repo
 
     open_repo(repo)  # a bad path fails here, before any output or progress line
+    _check_tasks(cfg)
     out.mkdir(parents=True, exist_ok=True)
     dump_config(cfg, out / "config.yaml")
     step = _clock(say)
@@ -38,6 +46,7 @@ def run_many(
     dataset cut at one date, one adapter, and a report per repository as well as overall."""
     from repotune.mine.repos import mine_repos
 
+    _check_tasks(cfg)
     out.mkdir(parents=True, exist_ok=True)
     dump_config(cfg, out / "config.yaml")
     step = _clock(say)
@@ -45,6 +54,18 @@ def run_many(
     stats = mine_repos(specs, out, cfg.mine, say)
     say(f"  {stats['kept']} commits kept, dropped {stats['dropped']}")
     return _after_mine(out, cfg, say, step)
+
+
+def _check_tasks(cfg: RunConfig) -> None:
+    """train.tasks and evaluate.tasks pick from what build writes: a task build.tasks leaves
+    out fails here, before minutes of mining, not when its stage starts."""
+    for name, section in (("train", cfg.train), ("evaluate", cfg.evaluate)):
+        missing = [t for t in section.tasks or [] if t not in cfg.build.tasks]
+        if missing:
+            raise UserError(
+                f"{name}.tasks names {', '.join(missing)}, which build.tasks "
+                f"({', '.join(cfg.build.tasks)}) does not build"
+            )
 
 
 def _clock(say: Callable[[str], None]) -> Callable[[str], None]:
@@ -67,10 +88,10 @@ def _after_mine(
     for task, s in run_build(out, cfg.build, model=cfg.model.name, say=say).items():
         say(f"  {task}: {s['examples']} examples")
     step("train")
-    t = run_train(out, cfg.model, cfg.train, cfg.build.tasks)
+    t = run_train(out, cfg.model, cfg.train)  # train.tasks, else every task built
     say(f"  {t['steps']} steps in {t['seconds']:.0f} s")
     step("evaluate")
-    run_evaluate(out, cfg.model, cfg.evaluate, cfg.train.max_length, cfg.build.tasks)
+    run_evaluate(out, cfg.model, cfg.evaluate, cfg.train.max_length)
     return _report(out, step, say)
 
 
@@ -99,8 +120,9 @@ def refresh_run(run_dir: Path, cfg: RunConfig, say: Callable[[str], None] = prin
     if not eval_summary_path(run_dir).is_file():
         raise UserError(f"{run_dir} has no evaluation yet: finish `repotune run` on it first")
     index = max((int(p.stem) for p in _history(run_dir)), default=-1) + 1
+    _check_tasks(cfg)
     if index == 0:  # the first run's summary, before the refresh replaces eval/summary.json
-        _keep_summary(run_dir, 0, cfg.build.tasks, {"new_commits": None})
+        _keep_summary(run_dir, 0, {"new_commits": None})
         index = 1
     dump_config(cfg, run_dir / "config.yaml")
     step = _clock(say)
@@ -109,22 +131,23 @@ def refresh_run(run_dir: Path, cfg: RunConfig, say: Callable[[str], None] = prin
     if not found["kept"]:
         say("  nothing new to learn from: the run is up to date")
         return run_dir / "report.md"
-    trained = {r["id"] for t in cfg.build.tasks for r in _rows(run_dir, t, "train")}
+    # The rows trained so far: the tasks the last training took (its summary), else all built.
+    before = train_summary(run_dir).get("tasks") or built_tasks(run_dir)
+    trained = {r["id"] for t in before for r in _rows(run_dir, t, "train")}
     step("build")
     for task, s in run_build(run_dir, cfg.build, model=cfg.model.name, say=say).items():
         say(f"  {task}: {s['examples']} examples")
     step("train (continued)")
-    t = continue_training(
-        run_dir, cfg.model, cfg.train, cfg.build.tasks, trained, cfg.refresh, index
-    )
+    tasks = stage_tasks(run_dir, cfg.train.tasks, "train.tasks")
+    t = continue_training(run_dir, cfg.model, cfg.train, tasks, trained, cfg.refresh, index)
     r = t["refresh"]
     say(
         f"  {r['steps']} steps from step {r['from_step']} on {r['new_rows']} new and "
         f"{r['replay_rows']} replayed rows"
     )
     step("evaluate")
-    run_evaluate(run_dir, cfg.model, cfg.evaluate, cfg.train.max_length, cfg.build.tasks)
-    _keep_summary(run_dir, index, cfg.build.tasks, {"new_commits": found["kept"], "train": r})
+    run_evaluate(run_dir, cfg.model, cfg.evaluate, cfg.train.max_length)
+    _keep_summary(run_dir, index, {"new_commits": found["kept"], "train": r})
     return _report(run_dir, step, say)
 
 
@@ -142,11 +165,12 @@ def _rows(run_dir: Path, task: str, split: str) -> list[dict]:
     return read_jsonl(path) if path.is_file() else []
 
 
-def _keep_summary(run_dir: Path, index: int, tasks: list[str], extra: dict) -> None:
-    """eval/summary.json as it stands, with the test window it was measured on."""
+def _keep_summary(run_dir: Path, index: int, extra: dict) -> None:
+    """eval/summary.json as it stands, with the test window of the tasks it scores."""
     from repotune.fsutil import write_json
 
     summary = read_eval_summary(run_dir)
+    tasks = list(summary.get("tasks") or {})
     times = [r["meta"]["time"] for t in tasks for r in _rows(run_dir, t, "test")]
     times = [x for x in times if x is not None]
     record = {

@@ -5,7 +5,10 @@ owns their names and the rules for reading them, so two stages never disagree ab
 file means:
 
 - `config.yaml`: `read_config`, validated as every command validates a config;
-- `datasets/<task>/{train,val,test}.jsonl`: `split_path`, `load_split`, `built_tasks`;
+- `datasets/<task>/{train,val,test}.jsonl`: `split_path`, `load_split`;
+- `datasets/stats.json`, build's record of the tasks it built (in its order) and their counts:
+  `dataset_stats`, `built_tasks`, and `stage_tasks`, which gives train and evaluate their
+  tasks from this record rather than from build's config section;
 - `train/summary.json`: `train_summary`;
 - the tuned model, `adapter/` or `merged/`: `tuned_model`, the one rule that `evaluate` (all
   its forms), `serve` and `chat` follow;
@@ -34,6 +37,7 @@ CONFIG = "config.yaml"  # the run's config as `repotune run` (or the user) wrote
 COMMITS = "commits.parquet"  # mine's output (schema: repotune/commits.py)
 MINE_STATS = "mine_stats.json"
 DATASETS = "datasets"
+DATASET_STATS = "datasets/stats.json"  # written last by build: the tasks it built, in order
 SPLITS = ("train", "val", "test")
 EVAL_SUMMARY = "eval/summary.json"
 ADAPTER = "adapter"  # a PEFT adapter (lora, dora, qlora, lora-8bit)
@@ -92,10 +96,49 @@ def load_split(run_dir: Path, task: str, split: str) -> list[dict]:
     return read_jsonl(path)
 
 
+def dataset_stats_path(run_dir: Path) -> Path:
+    return Path(run_dir) / DATASET_STATS
+
+
+def dataset_stats(run_dir: Path) -> dict:
+    """RUN/datasets/stats.json ({} before building): per task, its examples per split, drops,
+    lengths."""
+    return _json(dataset_stats_path(run_dir))
+
+
+def _has_splits(run_dir: Path, task: str) -> bool:
+    return any(split_path(run_dir, task, split).is_file() for split in SPLITS)
+
+
 def built_tasks(run_dir: Path) -> list[str]:
-    """The tasks whose datasets the run holds, in the order build wrote them (its stats)."""
-    stats = _json(Path(run_dir) / DATASETS / "stats.json")
-    return [t for t in stats if split_path(run_dir, t, "train").is_file()]
+    """The tasks the last build wrote, in its order. Build rewrites datasets/stats.json with
+    exactly the tasks it built, so the folder of a task an older build wrote and this one did
+    not is not among them. A run without that record (datasets written by hand, or copied
+    in): every folder holding a split."""
+    run_dir = Path(run_dir)
+    if dataset_stats_path(run_dir).is_file():
+        return [t for t in dataset_stats(run_dir) if _has_splits(run_dir, t)]
+    folder = run_dir / DATASETS
+    tasks = [p.name for p in folder.iterdir() if p.is_dir()] if folder.is_dir() else []
+    return sorted(t for t in tasks if _has_splits(run_dir, t))
+
+
+def stage_tasks(run_dir: Path, wanted: list[str] | None, setting: str) -> list[str]:
+    """The tasks a stage works on: every task built, or the `wanted` ones (its `setting`, such
+    as train.tasks), each of which must have been built."""
+    built = built_tasks(run_dir)
+    if not built:
+        where = Path(run_dir) / DATASETS
+        raise UserError(f"no datasets in {where}: run `repotune build` first")
+    if wanted is None:
+        return built
+    missing = [t for t in wanted if t not in built]
+    if missing:
+        raise UserError(
+            f"{setting} names {', '.join(missing)}, which the last build did not write "
+            f"(built: {', '.join(built)}): add it to build.tasks and run `repotune build`"
+        )
+    return list(wanted)
 
 
 def train_summary(run_dir: Path) -> dict:
@@ -185,8 +228,8 @@ def _summary_on_disk(run_dir: Path) -> dict:
 
 def update_tasks(run_dir: Path, summary: dict) -> dict:
     """Write the held-out tasks' results (`evaluate` without options): other sections (bugs,
-    humaneval, ...) stay, and so do tasks evaluated earlier (`--tasks complete` after
-    `commit`)."""
+    humaneval, ...) stay, and so do tasks evaluated earlier (`evaluate.tasks=[complete]` after
+    `[commit]`)."""
     previous = _summary_on_disk(run_dir)
     tasks = {**(previous.get("tasks") or {}), **summary["tasks"]}
     merged = {**previous, **summary, "tasks": tasks}

@@ -59,6 +59,32 @@ def _train(run_dir: Path, tiny_model: str, cfg: TrainConfig, dtype: str = "float
     return run_train(run_dir, ModelConfig(name=tiny_model, dtype=dtype), cfg, ["commit"])
 
 
+# -- tasks: what the last build wrote, or train.tasks of those ---------------------------------
+
+
+def test_trains_on_the_tasks_build_wrote_or_train_tasks(tmp_path, tiny_model):
+    """Build's record (datasets/stats.json) says which tasks there are, not build.tasks and
+    not every folder: an older build's `repair` folder is left out; train.tasks picks one."""
+    from repotune.fsutil import read_jsonl, write_json
+    from repotune.train.sft import run_train
+
+    model = ModelConfig(name=tiny_model, dtype="float32")
+    runs = {}
+    for name, tasks in (("all", None), ("fim", ["fim"])):
+        run = tmp_path / name
+        write_rows(run)
+        for split in ("train", "val", "test"):
+            rows = read_jsonl(run / "datasets" / "commit" / f"{split}.jsonl")[:8]
+            for task in ("fim", "repair"):
+                write_jsonl(run / "datasets" / task / f"{split}.jsonl", rows)
+        write_json(run / "datasets" / "stats.json", {"commit": {}, "fim": {}})
+        runs[name] = run_train(run, model, small(max_steps=1, tasks=tasks))
+    assert runs["all"]["tasks"] == ["commit", "fim"] and runs["all"]["train_examples"] == 32
+    assert runs["fim"]["tasks"] == ["fim"] and runs["fim"]["train_examples"] == 8
+    with pytest.raises(UserError, match="train.tasks names repair, which the last build did not"):
+        run_train(tmp_path / "all", model, small(tasks=["repair"]))
+
+
 # -- packing: examples packed into one row never see each other ------------------------------
 
 

@@ -30,7 +30,7 @@ from repotune.build.split import (
 )
 from repotune.config import BuildConfig
 from repotune.fsutil import write_json, write_jsonl
-from repotune.rundir import commits_path, split_path
+from repotune.rundir import commits_path, dataset_stats_path, split_path
 
 HISTORY_TASKS = ("commit", "repair", "complete")
 TREE_TASKS = ("fim", "explain")
@@ -267,7 +267,9 @@ def run_build(
     for task, splits in done.items():
         stats[task]["lengths"] = length_stats(splits, tokenizer)
     stats = {task: stats[task] for task in cfg.tasks}
-    write_json(run_dir / "datasets" / "stats.json", stats)
+    # Written last, with exactly these tasks: train and evaluate take their tasks from it
+    # (rundir.built_tasks), never a folder an older build left.
+    write_json(dataset_stats_path(run_dir), stats)
     from repotune.cards import write_dataset_card
 
     write_dataset_card(run_dir)

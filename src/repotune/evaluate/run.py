@@ -25,7 +25,7 @@ from repotune.fsutil import write_jsonl
 from repotune.infer.generate import generate
 from repotune.models.load import load_model, load_tokenizer
 from repotune.models.registry import resolve_model
-from repotune.rundir import load_split, tuned_model, update_tasks
+from repotune.rundir import load_split, stage_tasks, tuned_model, update_tasks
 
 
 def _old_sides(rows: list[dict]) -> list | None:
@@ -134,14 +134,16 @@ def run_evaluate(
     tasks: list[str] | None = None,
 ) -> dict:
     """Write eval/summary.json ({"tasks": {task: {"base": .., "tuned": ..}}}) and return it.
+    `tasks`: default evaluate.tasks, else every task the last build wrote (rundir.stage_tasks).
     A commit row whose meta has `old_side` gets its diff decoded in that grammar
     (`evaluate.constrain_diffs`)."""
+    tasks = stage_tasks(run_dir, cfg.tasks if tasks is None else tasks, "evaluate.tasks")
     found = tuned_model(run_dir, model_cfg.name)  # base + adapter, or a full fine-tune
     tuned = (str(found.merged), None) if found.kind == "full" else (None, str(found.adapter))
     model_path = resolve_model(model_cfg.name)
     tokenizer = load_tokenizer(model_path)
     summary: dict = {"model": model_cfg.name, "tasks": {}}
-    for task in tasks or ["commit"]:
+    for task in tasks:
         if task == "complete":
             summary["tasks"][task] = _eval_complete(
                 run_dir, model_path, tuned, tokenizer, model_cfg, cfg, max_length
@@ -168,7 +170,7 @@ def run_evaluate(
             del model
         summary["tasks"][task] = result
     # Other evaluations (bugs, humaneval, ...) keep their sections of the same file, and tasks
-    # evaluated earlier (`--tasks complete` after `commit`) keep theirs.
+    # evaluated earlier (evaluate.tasks=[complete] after [commit]) keep theirs.
     update_tasks(run_dir, summary)
     from repotune.cards import write_cards
 

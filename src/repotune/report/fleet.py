@@ -31,6 +31,8 @@ def per_repo(run_dir: Path) -> dict[str, dict[str, dict]]:
     out: dict[str, dict[str, dict]] = {}
     for task in built_tasks(run_dir):
         test = split_path(run_dir, task, "test")
+        if not test.is_file():
+            continue
         repo_of = {r["id"]: r["meta"].get("repo") for r in read_jsonl(test)}
         if not any(repo_of.values()):
             continue

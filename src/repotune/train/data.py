@@ -81,7 +81,8 @@ def fingerprint(run_dir: Path, tasks: list[str], model_cfg: ModelConfig, cfg: Tr
     for task in tasks:
         h.update(split_path(run_dir, task, "train").read_bytes())
     h.update(model_cfg.model_dump_json().encode())
-    h.update(cfg.model_dump_json(exclude=RESUMABLE_FIELDS).encode())
+    # train.tasks is in the data above; left out here, checkpoints from before it existed resume
+    h.update(cfg.model_dump_json(exclude=RESUMABLE_FIELDS | {"tasks"}).encode())
     return h.hexdigest()
 
 

@@ -25,6 +25,7 @@ from repotune.errors import UserError
 from repotune.fsutil import atomic_write_text, replace_dir, write_json
 from repotune.models.load import load_tokenizer, pick_dtype
 from repotune.models.registry import resolve_model
+from repotune.rundir import stage_tasks
 from repotune.train import checkpoints, tracking
 from repotune.train.callbacks import RichProgress, SaveBest, StopAndSave
 from repotune.train.data import (
@@ -56,13 +57,15 @@ def run_train(
 ) -> dict:
     """Train on the mix of `tasks` into run_dir/adapter (full: run_dir/merged); returns a
     summary. A run that was interrupted resumes from its last checkpoint when called again.
+    `tasks`: default train.tasks, else every task the last build wrote (rundir.stage_tasks);
+    each must have been built.
     `rows`: train on these instead of the train splits (a refresh: train/refresh.py)."""
     from trl import SFTConfig
 
     from repotune.train.trainer import Trainer
 
     run_dir = Path(run_dir)
-    tasks = tasks or ["commit"]
+    tasks = stage_tasks(run_dir, cfg.tasks if tasks is None else tasks, "train.tasks")
     train_rows, val_rows = load_rows(run_dir, tasks)
     train_rows = train_rows if rows is None else rows
     model_path = resolve_model(model_cfg.name)
