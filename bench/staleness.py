@@ -2,6 +2,7 @@
 in windows.
 
     python bench/staleness.py REPO --cuts REV0 REV1 [REV2 ...] --out DIR [-c CONFIG] [--set k=v]
+    python bench/staleness.py REPO --cuts ... --out DIR --rescore   # the table again
 
 REPO is never touched: it is cloned into DIR/clone, where a branch is put at REV0 (revisions
 of REPO, e.g. `HEAD~250 HEAD~150 HEAD~75 HEAD` along first parents). `repotune run` there is
@@ -16,8 +17,10 @@ cut the branch moves forward and
 Both evaluations score the base model too, on the same rows: their base losses must agree,
 which the script checks. Printed per window and task: the test commits' dates, the base loss,
 the stale and refreshed tuned/base loss ratios with paired bootstrap intervals, and on the
-`complete` task the exact matches with McNemar's exact test (stale vs refreshed). Everything
-is written to DIR/staleness.json. A quality run, not a timed test: its figures are losses and
+`complete` task the exact matches with McNemar's exact test (stale vs refreshed); each on all
+the window's test rows (the newest tenth of the history, which can reach back past the
+previous cut) and on the rows of commits made after the previous cut alone. Everything is
+written to DIR/staleness.json. A quality run, not a timed test: its figures are losses and
 matches, but give it the machine alone anyway (minutes per window with the embedded model).
 """
 
@@ -58,42 +61,56 @@ def per_row(run: Path, task: str, label: str) -> dict[str, dict]:
     return {r["id"]: r for r in map(json.loads, path.read_text().splitlines())}
 
 
-def window_scores(fresh: Path, stale: Path, tasks: list[str]) -> dict:
-    """Base, stale and refreshed scores on one window's test rows, paired by row id."""
-    from repotune.evaluate.paired import compare
-    from repotune.report.stats import loss_ratio_ci
+def window_scores(fresh: Path, stale: Path, tasks: list[str], since: int | None = None) -> dict:
+    """Base, stale and refreshed scores on one window's test rows, paired by row id; with
+    `since`, also on the rows of commits made after it alone (`new`): the test split is the
+    newest tenth of the history, which can reach back past the previous cut."""
     from repotune.rundir import load_split
 
     out: dict = {}
     for task in tasks:
         base, base2 = per_row(fresh, task, "base"), per_row(stale, task, "base")
         tuned = {"stale": per_row(stale, task, "tuned"), "refreshed": per_row(fresh, task, "tuned")}
+        when = {r["id"]: r["meta"].get("time") or 0 for r in load_split(fresh, task, "test")}
         ids = [i for i, r in base.items() if r.get("tokens")]
-        drift = max((abs(base[i]["nll"] - base2[i]["nll"]) for i in ids), default=0.0)
-        times = [
-            r["meta"]["time"] for r in load_split(fresh, task, "test") if r["meta"].get("time")
-        ]
+        times = [t for t in when.values() if t]
         res: dict = {
-            "rows_loss": len(ids),
             "dates": [_day(min(times)), _day(max(times))] if times else None,
-            "base_loss": sum(base[i]["nll"] for i in ids) / sum(base[i]["tokens"] for i in ids),
-            "base_nll_max_drift": drift,
+            "base_nll_max_drift": max(
+                (abs(base[i]["nll"] - base2[i]["nll"]) for i in ids), default=0.0
+            ),
+            **_scores(ids, base, tuned),
         }
-        for name, rows in tuned.items():
-            lo_hi = loss_ratio_ci([base[i] for i in ids], [rows[i] for i in ids])
-            res[name] = {
-                "loss": sum(rows[i]["nll"] for i in ids) / sum(rows[i]["tokens"] for i in ids),
-                "ratio_ci": lo_hi,
-            }
-        gen = [i for i, r in base.items() if "exact_match" in r and i in tuned["stale"]]
-        if gen:
-            hits = {k: [bool(v[i]["exact_match"]) for i in gen] for k, v in tuned.items()}
-            hits["base"] = [bool(base[i]["exact_match"]) for i in gen]
-            res["exact_match"] = {k: sum(v) / len(v) for k, v in hits.items()}
-            res["exact_match"]["n"] = len(gen)
-            res["stale_vs_refreshed"] = compare(hits["stale"], hits["refreshed"])
+        if since is not None:
+            res["new"] = _scores([i for i in base if when.get(i, 0) > since], base, tuned)
         out[task] = res
     return out
+
+
+def _scores(ids: list[str], base: dict[str, dict], tuned: dict[str, dict[str, dict]]) -> dict:
+    """Loss ratios (rows with a loss) and exact matches (rows answered) on `ids`."""
+    from repotune.evaluate.paired import compare
+    from repotune.report.stats import loss_ratio_ci
+
+    lossy = [i for i in ids if base[i].get("tokens")]
+    res: dict = {"rows_loss": len(lossy)}
+    if lossy:
+        res["base_loss"] = sum(base[i]["nll"] for i in lossy) / sum(
+            base[i]["tokens"] for i in lossy
+        )
+        for name, rows in tuned.items():
+            res[name] = {
+                "loss": sum(rows[i]["nll"] for i in lossy) / sum(rows[i]["tokens"] for i in lossy),
+                "ratio_ci": loss_ratio_ci([base[i] for i in lossy], [rows[i] for i in lossy]),
+            }
+    gen = [i for i in ids if "exact_match" in base[i] and i in tuned["stale"]]
+    if gen:
+        hits = {k: [bool(v[i]["exact_match"]) for i in gen] for k, v in tuned.items()}
+        hits["base"] = [bool(base[i]["exact_match"]) for i in gen]
+        res["exact_match"] = {k: sum(v) / len(v) for k, v in hits.items()}
+        res["exact_match"]["n"] = len(gen)
+        res["stale_vs_refreshed"] = compare(hits["stale"], hits["refreshed"])
+    return res
 
 
 def _day(t: int) -> str:
@@ -126,14 +143,31 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("-c", "--config", type=Path)
     parser.add_argument("--set", dest="sets", action="append", default=[])
+    parser.add_argument(
+        "--rescore", action="store_true", help="score the windows already in --out again"
+    )
     args = parser.parse_args()
     if len(args.cuts) < 2:
         sys.exit("--cuts needs two revisions or more: the first run's, then each refresh's")
 
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    clone, run, log = out / "clone", out / "run", out / "log.txt"
     shas = [git(args.repo, "rev-parse", c) for c in args.cuts]
+    times = [int(git(args.repo, "log", "-1", "--format=%ct", sha)) for sha in shas]
+    if args.rescore:
+        results = json.loads((out / "staleness.json").read_text())
+        tasks = list(results[0]["scores"])
+        for w, r in enumerate(results[1:], start=1):
+            r["scores"] = window_scores(out / f"window{w}", out / f"stale{w}", tasks, times[w - 1])
+    else:
+        results, tasks = replay(args, out, shas, times)
+    (out / "staleness.json").write_text(json.dumps(results, indent=1))
+    print_table(results, tasks)
+
+
+def replay(args: argparse.Namespace, out: Path, shas: list[str], times: list[int]):
+    """The first run at the first cut, then a refresh and a stale evaluation per later cut."""
+    clone, run, log = out / "clone", out / "run", out / "log.txt"
     if not clone.exists():
         subprocess.run(
             ["git", "clone", "-q", "--no-hardlinks", str(args.repo.resolve()), str(clone)],
@@ -142,8 +176,6 @@ def main() -> None:
     options = (["-c", str(args.config.resolve())] if args.config else []) + [
         a for s in args.sets for a in ("--set", s)
     ]
-    tasks = None
-    results: list[dict] = []
     git(clone, "checkout", "-q", "-B", "repotune-bench", shas[0])
     seconds = repotune(["run", str(clone), "--out", str(run), *options], log)
     keep_tuned(run, out / "stale")
@@ -155,14 +187,14 @@ def main() -> None:
         f"load {os.getloadavg()[0]:.2f}",
         flush=True,
     )
-    results.append(
+    results = [
         {
             "cut": args.cuts[0],
             "sha": shas[0],
             "seconds": seconds,
             "scores": window_scores(run, run, tasks),
         }
-    )
+    ]
     for w, (cut, sha) in enumerate(zip(args.cuts[1:], shas[1:], strict=True), start=1):
         git(clone, "reset", "-q", "--hard", sha)
         fresh_s = repotune(["refresh", str(run), *options], log)
@@ -181,7 +213,7 @@ def main() -> None:
                 "stale_eval_seconds": stale_s,
                 "refresh": history.get("train"),
                 "new_commits": history.get("new_commits"),
-                "scores": window_scores(run, stale, tasks),
+                "scores": window_scores(keep, stale, tasks, times[w - 1]),
             }
         )
         print(
@@ -190,34 +222,39 @@ def main() -> None:
             flush=True,
         )
         (out / "staleness.json").write_text(json.dumps(results, indent=1))
-    (out / "staleness.json").write_text(json.dumps(results, indent=1))
-    print_table(results, tasks)
+    return results, tasks
 
 
 def print_table(results: list[dict], tasks: list[str]) -> None:
+    """Per task, a row per window: all its test rows, then (from window 1) the rows of
+    commits made after the previous cut alone."""
+
     def ratio(r: dict) -> str:
-        lo, hi = r["ratio_ci"][1], r["ratio_ci"][2]
-        return f"{r['ratio_ci'][0]:.2f} ({lo:.2f}-{hi:.2f})"
+        x, lo, hi = r["ratio_ci"]
+        return f"{x:.2f} ({lo:.2f}-{hi:.2f})"
+
+    def cells(s: dict) -> str:
+        line = f"{s['rows_loss']} | {s['base_loss']:.3f} | {ratio(s['stale'])} | "
+        line += ratio(s["refreshed"])
+        if "exact_match" in s:
+            em, c = s["exact_match"], s["stale_vs_refreshed"]
+            line += (
+                f" | {em['base']:.3f} / {em['stale']:.3f} / {em['refreshed']:.3f} "
+                f"(n={em['n']}; {c['first_only']} vs {c['second_only']}, p={c['mcnemar_p']:.3f})"
+            )
+        return line
 
     for task in tasks:
         print(
-            f"\n{task}: window | test commits | rows | base loss | stale/base | refreshed/base"
-            + (" | EM base / stale / refreshed (p)" if task == "complete" else "")
+            f"\n{task}: window | rows of | test commits | loss rows | base loss | stale/base | "
+            "refreshed/base"
+            + (" | EM base / stale / refreshed (n; discordant, p)" if task == "complete" else "")
         )
         for w, r in enumerate(results):
             s = r["scores"][task]
-            line = (
-                f"{w} | {s['dates'][0]}..{s['dates'][1]} | {s['rows_loss']} | "
-                f"{s['base_loss']:.3f} | {ratio(s['stale'])} | {ratio(s['refreshed'])}"
-            )
-            if "exact_match" in s:
-                em = s["exact_match"]
-                p = s["stale_vs_refreshed"]["mcnemar_p"]
-                line += (
-                    f" | {em['base']:.3f} / {em['stale']:.3f} / {em['refreshed']:.3f} "
-                    f"(n={em['n']}, p={p:.3f})"
-                )
-            print(line)
+            print(f"{w} | all | {s['dates'][0]}..{s['dates'][1]} | {cells(s)}")
+            if s.get("new", {}).get("rows_loss"):
+                print(f"{w} | after cut {w - 1} | | {cells(s['new'])}")
 
 
 if __name__ == "__main__":
