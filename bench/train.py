@@ -149,7 +149,8 @@ def run_repotune(args) -> dict:
 
     run = args.work / "run"
     cfg = TrainConfig(
-        max_steps=args.steps, batch_size=args.batch_size, max_length=args.max_length,
+        max_steps=args.steps, per_device_train_batch_size=args.batch_size,
+        max_length=args.max_length,
         learning_rate=args.learning_rate, save_steps=args.steps, save_minutes=None,
         report_to=[], progress=False, logging_steps=1, lora_r=LORA["r"],
         lora_alpha=LORA["lora_alpha"], lora_dropout=LORA["lora_dropout"],

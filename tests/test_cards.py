@@ -105,7 +105,8 @@ def test_model_cards_carry_the_runs_numbers(run, tiny_model, folder):
     train = json.loads((run / "train" / "summary.json").read_text())
     assert f"Steps: {train['steps']} of 2" in text
     assert f"Learning rate: {train['settings']['learning_rate']}" in text
-    assert f"Batch size: {train['settings']['batch_size']} x 1 accumulation" in text
+    batch = train["settings"]["per_device_train_batch_size"]
+    assert f"Batch size: {batch} x 1 accumulation" in text
     mine = json.loads((run / "mine_stats.json").read_text())
     assert f"Commits mined: {mine['kept']} kept" in text and "Repository: `repo`" in text
     day = lambda t: datetime.fromtimestamp(t, UTC).date().isoformat()  # noqa: E731

@@ -1,4 +1,5 @@
 import pytest
+import yaml
 
 from repotune.config import load_config
 from repotune.errors import UserError
@@ -47,6 +48,59 @@ def test_a_dumped_config_reads_back_the_same(tmp_path):
     cfg = load_config(overrides=["mine.dedup=off", "mine.author_salt=yes"])
     dump_config(cfg, tmp_path / "config.yaml")
     assert load_config(tmp_path / "config.yaml") == cfg
+
+
+OLD_NAMES = (
+    "train:\n  batch_size: 8\n  grad_accum: 2\n  lr_scheduler: linear\n"
+    "  gradient_checkpointing: true\nrefresh:\n  lr_scheduler: cosine\n"
+)
+NEW_NAMES = (
+    "train:\n  per_device_train_batch_size: 8\n  gradient_accumulation_steps: 2\n"
+    "  lr_scheduler_type: linear\n  activation_checkpointing: true\n"
+    "refresh:\n  lr_scheduler_type: cosine\n"
+)
+
+
+def test_renamed_settings_keep_their_old_names(tmp_path):
+    """train's settings took TRL's names (issue 17); a config with the old ones loads to the
+    same values, and config.yaml is written with the new ones."""
+    from repotune.config import TrainConfig, dump_config
+
+    (tmp_path / "old.yaml").write_text(OLD_NAMES)
+    (tmp_path / "new.yaml").write_text(NEW_NAMES)
+    old, new = load_config(tmp_path / "old.yaml"), load_config(tmp_path / "new.yaml")
+    assert old == new != load_config()
+    assert (old.train.per_device_train_batch_size, old.train.gradient_accumulation_steps) == (8, 2)
+    assert old.train.lr_scheduler_type == "linear" and old.train.activation_checkpointing
+    assert old.refresh.lr_scheduler_type == "cosine"
+    assert TrainConfig(batch_size=3).per_device_train_batch_size == 3  # keyword arguments too
+    dump_config(old, tmp_path / "config.yaml")
+    dumped = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert dumped["train"]["per_device_train_batch_size"] == 8
+    assert not set(TrainConfig.renamed) & set(dumped["train"])
+    assert set(dumped["refresh"]) == {"replay", "epochs", "steps", "lr_scheduler_type"}
+    assert load_config(tmp_path / "config.yaml") == old
+
+
+def test_set_with_an_old_name_overrides_either_name(tmp_path):
+    """`--set train.batch_size=4` over a file that says per_device_train_batch_size (as every
+    config.yaml written now does), and the other way round: the --set value wins."""
+    (tmp_path / "old.yaml").write_text(OLD_NAMES)
+    (tmp_path / "new.yaml").write_text(NEW_NAMES)
+    for path in (None, tmp_path / "old.yaml", tmp_path / "new.yaml"):
+        cfg = load_config(
+            path,
+            [
+                "train.batch_size=4",
+                "train.gradient_accumulation_steps=3",
+                "refresh.lr_scheduler=linear",
+            ],
+        )
+        assert cfg.train.per_device_train_batch_size == 4
+        assert cfg.train.gradient_accumulation_steps == 3
+        assert cfg.refresh.lr_scheduler_type == "linear"
+    with pytest.raises(UserError, match="'train.lr_scheduler_type'"):
+        load_config(overrides=["train.lr_scheduler=bogus"])
 
 
 @pytest.mark.parametrize(

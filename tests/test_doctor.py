@@ -25,7 +25,7 @@ def test_big_gpu_trains_a_7b_lora_in_bf16():
     a = advise(_facts([Gpu("H100", 80, 79, True)]), SEVEN_B, max_length=1024)
     assert (a.method, a.dtype) == ("lora", "bfloat16")
     assert a.batch_size >= 4 and a.memory_gib < 79
-    assert "train.batch_size=" in a.flags
+    assert "train.per_device_train_batch_size=" in a.flags
 
 
 def test_small_gpu_falls_back_to_qlora_and_says_so_without_bitsandbytes():

@@ -53,7 +53,9 @@ def test_embedded_default_trains_a_few_steps(tmp_path: Path) -> None:
     ]
     for split in ("train", "val", "test"):
         write_jsonl(tmp_path / "datasets" / "commit" / f"{split}.jsonl", rows)
-    cfg = TrainConfig(max_steps=2, batch_size=2, max_length=64, save_steps=1, logging_steps=1)
+    cfg = TrainConfig(
+        max_steps=2, per_device_train_batch_size=2, max_length=64, save_steps=1, logging_steps=1
+    )
     summary = run_train(tmp_path, ModelConfig(), cfg, ["commit"])
     assert summary["steps"] == 2
     adapter = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())

@@ -41,7 +41,7 @@ INTERNAL = ("mine-shards/", "train/checkpoints/")  # resumable state, checked by
 def _sets(model: str) -> dict[str, list[str]]:
     train = [
         f"train.max_steps={MAX_STEPS}", "train.save_steps=1", "train.save_total_limit=2",
-        "train.batch_size=2", "train.max_length=48", "train.logging_steps=1",
+        "train.per_device_train_batch_size=2", "train.max_length=48", "train.logging_steps=1",
         "train.learning_rate=5e-3", "train.report_to=[]", "train.progress=false",
     ]  # fmt: skip
     return {

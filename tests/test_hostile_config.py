@@ -43,7 +43,10 @@ BAD_CONFIGS = [
     ("mine:\n  max_changed_lines: 0\n", "mine.max_changed_lines"),
     ("build:\n  max_prompt_chars: -5\n", "build.max_prompt_chars"),
     ("build:\n  fim:\n    max_prefix_chars: -1\n", "build.fim.max_prefix_chars"),
-    ("train:\n  batch_size: -2\n", "train.batch_size"),
+    ("train:\n  per_device_train_batch_size: -2\n", "train.per_device_train_batch_size"),
+    # an old name (before TRL's) is checked as the new one; both at once is ambiguous
+    ("train:\n  batch_size: -2\n", "train.per_device_train_batch_size"),
+    ("train:\n  grad_accum: 2\n  gradient_accumulation_steps: 4\n", "train"),
     ("train:\n  max_length: -16\n", "train.max_length"),
     ("eval_exec:\n  memory_mb: -64\n", "eval_exec.memory_mb"),
     ("build:\n  split: [-0.5, 1.0, 0.5]\n", "build.split"),
@@ -54,7 +57,7 @@ BAD_CONFIGS = [
     ("eval_exec:\n  k: [0]\n", "eval_exec.k.0"),
     ("train:\n  seed: -1\n", "train.seed"),
     ("train:\n  target_modules: []\n", "train.target_modules"),
-    ("train:\n  lr_scheduler: bogus\n", "train.lr_scheduler"),
+    ("train:\n  lr_scheduler_type: bogus\n", "train.lr_scheduler_type"),
 ]
 
 

@@ -92,7 +92,7 @@ def _env(monkeypatch=None) -> dict[str, str]:
 def run(leaky_repo, tiny_model, tmp_path_factory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("run") / "run"
     sets = [f"model.name={tiny_model}", "model.dtype=float32", "mine.max_changed_lines=null",
-            "build.tasks=[commit,fim]", "train.max_steps=2", "train.batch_size=2",
+            "build.tasks=[commit,fim]", "train.max_steps=2", "train.per_device_train_batch_size=2",
             "train.save_steps=1", "evaluate.generate_examples=2", "evaluate.max_new_tokens=8",
             "train.report_to=[tensorboard]"]  # fmt: skip
     args = ["run", str(leaky_repo), "--out", str(out), *(x for s in sets for x in ("--set", s))]

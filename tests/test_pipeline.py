@@ -33,7 +33,7 @@ def test_run_writes_every_output(tmp_path, tiny_model):
             "--set",
             "train.max_steps=12",
             "--set",
-            "train.batch_size=2",
+            "train.per_device_train_batch_size=2",
             "--set",
             "train.learning_rate=5e-3",
             "--set",

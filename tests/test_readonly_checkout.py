@@ -19,7 +19,8 @@ from tests.support.faultcli import NO_READ_ONLY
 from tests.support.gitrepo import git, make_history
 
 RUN_SETS = [
-    "model.dtype=float32", "train.max_steps=2", "train.batch_size=2", "train.max_length=48",
+    "model.dtype=float32", "train.max_steps=2", "train.per_device_train_batch_size=2",
+    "train.max_length=48",
     "train.save_steps=1", "train.progress=false", "evaluate.max_examples=2",
     "evaluate.generate_examples=1", "evaluate.max_new_tokens=4",
 ]  # fmt: skip

@@ -204,10 +204,13 @@ def _training_lines(facts: RunFacts) -> list[str]:
         if _finite(t.get("train_loss")):
             lines.append(f"- Final train loss: {t['train_loss']:.4f}")
     if s:
-        batch = s.get("batch_size")
+        # TRL's names; runs trained before the rename recorded batch_size, grad_accum, ...
+        batch = s.get("per_device_train_batch_size", s.get("batch_size"))
+        accum = s.get("gradient_accumulation_steps", s.get("grad_accum"))
+        schedule = s.get("lr_scheduler_type", s.get("lr_scheduler"))
         lines += [
-            f"- Learning rate: {s.get('learning_rate')} ({s.get('lr_scheduler')} schedule)",
-            f"- Batch size: {batch} x {s.get('grad_accum')} accumulation"
+            f"- Learning rate: {s.get('learning_rate')} ({schedule} schedule)",
+            f"- Batch size: {batch} x {accum} accumulation"
             + (f" x {t['num_processes']} processes" if t.get("num_processes", 1) > 1 else ""),
             f"- Max length: {s.get('max_length')} tokens, packing {s.get('packing')}, "
             f"order {s.get('order')}",

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -22,6 +22,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from repotune.errors import UserError
@@ -41,6 +42,23 @@ def _check_weights(weights: Iterable[float], what: str) -> None:
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # Old key -> field: settings renamed to the TRL/transformers argument they become, whose
+    # old names still load (YAML, --set, keyword arguments); config.yaml is written with the
+    # new ones.
+    renamed: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        if not cls.renamed or not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for old, new in cls.renamed.items():
+            if old in data:
+                if new in data:
+                    raise ValueError(f"'{old}' is the old name of '{new}': give one of them")
+                data[new] = data.pop(old)
+        return data
 
 
 class MineConfig(_Section):
@@ -368,8 +386,16 @@ StageTasks = Annotated[
 
 
 class TrainConfig(_Section):
-    """How the adapter (or the whole model) is trained; see docs/train.md."""
+    """How the adapter (or the whole model) is trained; see docs/train.md. Settings passed on
+    to TRL's SFTConfig (transformers' TrainingArguments) have its names; LoRA's follow
+    Axolotl's (lora_r, lora_alpha, ...)."""
 
+    renamed: ClassVar[dict[str, str]] = {
+        "lr_scheduler": "lr_scheduler_type",
+        "batch_size": "per_device_train_batch_size",
+        "grad_accum": "gradient_accumulation_steps",
+        "gradient_checkpointing": "activation_checkpointing",
+    }
     tasks: StageTasks
     method: Literal["lora", "dora", "qlora", "lora-8bit", "full"] = Field(
         default="lora",
@@ -385,21 +411,21 @@ class TrainConfig(_Section):
         description="all-linear, attention (q/k/v/o), qv (the LoRA paper's), or module names",
     )
     learning_rate: float = Field(default=2e-4, gt=0)
-    lr_scheduler: str = Field(default="cosine", description="a transformers scheduler name")
+    lr_scheduler_type: str = Field(default="cosine", description="a transformers scheduler name")
     warmup_ratio: float = Field(default=0.05, ge=0, lt=1)
     weight_decay: float = Field(default=0.0, ge=0)
     max_grad_norm: float = Field(default=1.0, ge=0)
     optim: str = Field(default="adamw_torch", description="a transformers optimizer name")
-    batch_size: int = Field(default=4, ge=1)
-    grad_accum: int = Field(default=1, ge=1)
+    per_device_train_batch_size: int = Field(default=4, ge=1)
+    gradient_accumulation_steps: int = Field(default=1, ge=1)
     max_steps: int = Field(default=100, ge=1)
     max_minutes: float | None = Field(default=None, gt=0, description="wall-clock budget")
     max_length: int = Field(default=512, ge=16, description="tokens per example, truncated")
     packing: Literal["padding_free", "bfd", "none"] = Field(
         default="padding_free",
         description="padding_free: a batch's examples end to end, no pad tokens; bfd: best-fit "
-        "packing into max_length rows (batch_size rows a step); none: pad each batch. "
-        "Packed examples never attend to each other (per-example position ids)",
+        "packing into max_length rows (per_device_train_batch_size rows a step); none: pad each "
+        "batch. Packed examples never attend to each other (per-example position ids)",
     )
     completion_only_loss: bool = Field(default=True, description="loss on completions only")
     order: Literal["shuffle", "newest"] = Field(
@@ -415,7 +441,7 @@ class TrainConfig(_Section):
         description="loss weight on the tokens of a diff's -/+ lines (unchanged lines: 1), "
         "against a model that learns to copy before it learns to change (docs/results.md)",
     )
-    gradient_checkpointing: bool = Field(
+    activation_checkpointing: bool = Field(
         default=False, description="trade ~30% speed for activation memory (long sequences, GPUs)"
     )
     attn_implementation: str | None = Field(
@@ -449,11 +475,11 @@ class TrainConfig(_Section):
 
     _tasks = field_validator("tasks")(_unique_tasks)
 
-    @field_validator("lr_scheduler", "optim")
+    @field_validator("lr_scheduler_type", "optim")
     @classmethod
     def _known_name(cls, value: str, info: ValidationInfo) -> str:
         """A typo fails here, not when the trainer starts minutes later."""
-        if info.field_name == "lr_scheduler":
+        if info.field_name == "lr_scheduler_type":
             if value not in _COMMON_SCHEDULERS:
                 from transformers.trainer_utils import SchedulerType
 
@@ -539,16 +565,18 @@ class EvalExecConfig(_Section):
 class RefreshConfig(_Section):
     """`repotune refresh RUN`: how the adapter keeps up with new commits (docs/train.md)."""
 
+    renamed: ClassVar[dict[str, str]] = {"lr_scheduler": "lr_scheduler_type"}
+
     replay: float = Field(
         default=1.0, ge=0, description="old train rows replayed per new row (a seeded sample)"
     )
     epochs: float = Field(default=1.0, gt=0, description="passes over new + replayed rows")
     steps: int | None = Field(default=None, ge=1, description="steps per refresh (default: epochs)")
-    lr_scheduler: str = Field(
+    lr_scheduler_type: str = Field(
         default="constant", description="learning rate of the continued steps (see train)"
     )
 
-    @field_validator("lr_scheduler")
+    @field_validator("lr_scheduler_type")
     @classmethod
     def _known_scheduler(cls, value: str) -> str:
         if value not in _COMMON_SCHEDULERS:
@@ -611,9 +639,16 @@ def _set_path(data: dict[str, Any], dotted: str, raw: str) -> None:
         if not isinstance(node, dict):
             raise UserError(f"--set {dotted}: '{k}' is not a section")
     try:
-        node[keys[-1]] = yaml_load(raw) if raw != "" else None
+        value = yaml_load(raw) if raw != "" else None
     except yaml.YAMLError:
         raise UserError(f"--set {dotted}: the value is not valid YAML") from None
+    # A renamed setting under either name replaces the file's, under either name.
+    section = RunConfig.model_fields.get(keys[0]) if len(keys) == 2 else None
+    renamed: dict[str, str] = getattr(section and section.annotation, "renamed", {})
+    key = renamed.get(keys[-1], keys[-1])
+    for old in [o for o, new in renamed.items() if new == key]:
+        node.pop(old, None)
+    node[key] = value
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:

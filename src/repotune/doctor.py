@@ -216,7 +216,7 @@ def advise(facts: Facts, shape: ModelShape, max_length: int = 512) -> Advice:
         notes.append(
             "no CUDA GPU: training runs on the CPU; expect minutes per few hundred examples "
             "with a 270M model, hours with billions of parameters; for a larger effective "
-            "batch raise train.grad_accum"
+            "batch raise train.gradient_accumulation_steps"
         )
     dtype = "bfloat16" if bf16 else ("float16" if gpu else "float32")
     act_bytes = 2 if dtype != "float32" else 4
@@ -244,7 +244,7 @@ def advise(facts: Facts, shape: ModelShape, max_length: int = 512) -> Advice:
     if method is None:
         notes.append(
             f"nothing fits at max_length {max_length}: shorten train.max_length, turn on "
-            "train.gradient_checkpointing, or pick a smaller model"
+            "train.activation_checkpointing, or pick a smaller model"
         )
     full = params * BYTES_PER_PARAM["full"] / GiB + per_sample
     if gpu and full < budget:
@@ -259,7 +259,7 @@ def advise(facts: Facts, shape: ModelShape, max_length: int = 512) -> Advice:
         notes.append(f"only {facts.disk_free_gib:.1f} GiB free disk: checkpoints may not fit")
     flags = ""
     if method in _supported_methods():
-        flags = f"--set model.dtype={dtype} --set train.batch_size={batch}"
+        flags = f"--set model.dtype={dtype} --set train.per_device_train_batch_size={batch}"
         if method != "lora":
             flags = f"--set train.method={method} " + flags
     return Advice(device, dtype, method, batch, need, notes, flags)

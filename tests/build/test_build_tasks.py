@@ -150,7 +150,7 @@ def test_repotune_run_trains_and_evaluates_named_tasks(tmp_path, tiny_model):
         f"model.name={tiny_model}",
         "model.dtype=float32",
         "train.max_steps=2",
-        "train.batch_size=2",
+        "train.per_device_train_batch_size=2",
         "train.max_length=128",
         "evaluate.generate_examples=1",
         "evaluate.max_new_tokens=4",

@@ -15,7 +15,8 @@ from repotune.pipeline import refresh_run, run_all
 from tests.support.gitrepo import git, make_history
 
 SETS = [
-    "model.dtype=float32", "mine.workers=1", "train.max_steps=6", "train.batch_size=2",
+    "model.dtype=float32", "mine.workers=1", "train.max_steps=6",
+    "train.per_device_train_batch_size=2",
     "train.save_steps=3", "train.learning_rate=5e-3", "evaluate.generate_examples=1",
     "evaluate.max_new_tokens=8", "refresh.steps=3", "train.logging_steps=1",
 ]  # fmt: skip

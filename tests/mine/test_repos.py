@@ -51,7 +51,7 @@ def test_three_repositories_one_run(tmp_path, tiny_model):
     out = tmp_path / "run"
     sets = [
         f"model.name={tiny_model}", "model.dtype=float32", "train.max_steps=4",
-        "train.batch_size=2", "train.save_steps=2", "evaluate.generate_examples=2",
+        "train.per_device_train_batch_size=2", "train.save_steps=2", "evaluate.generate_examples=2",
         "evaluate.max_new_tokens=8", "mine.repo_workers=2",
     ]  # fmt: skip
     args = [sys.executable, "-m", "repotune.cli", "run", str(api), str(web)]

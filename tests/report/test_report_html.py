@@ -67,7 +67,7 @@ def real_run(tmp_path_factory, tiny_model) -> Path:
             f"model.name={tiny_model}",
             "model.dtype=float32",
             "train.max_steps=12",
-            "train.batch_size=2",
+            "train.per_device_train_batch_size=2",
             "train.learning_rate=5e-3",
             "train.logging_steps=2",
             "train.eval_steps=4",

@@ -47,7 +47,7 @@ def load_adapter(base: str, adapter: Path):
 
 def small(**overrides) -> TrainConfig:
     base = dict(
-        max_steps=4, batch_size=4, max_length=64, save_steps=2, logging_steps=1,
+        max_steps=4, per_device_train_batch_size=4, max_length=64, save_steps=2, logging_steps=1,
         learning_rate=5e-3, report_to=[], progress=False, save_minutes=None,
     )  # fmt: skip
     return TrainConfig(**{**base, **overrides})
@@ -262,7 +262,7 @@ def test_ctrl_c_writes_a_checkpoint_and_stops(tmp_path, tiny_model, monkeypatch)
 def _cli_train(run_dir: Path, tiny_model: str, max_steps: int) -> subprocess.Popen:
     sets = [
         f"model.name={tiny_model}", "model.dtype=float32", f"train.max_steps={max_steps}",
-        "train.batch_size=2", "train.max_length=64", "train.save_steps=4",
+        "train.per_device_train_batch_size=2", "train.max_length=64", "train.save_steps=4",
         "train.logging_steps=1", "train.report_to=[]", "train.progress=false",
         "train.learning_rate=5e-3",
     ]  # fmt: skip
@@ -362,7 +362,7 @@ def test_newest_order_trains_on_the_newest_rows_first(tmp_path, tiny_model, monk
         return step(self, model, inputs, *args, **kwargs)
 
     monkeypatch.setattr(Trainer, "training_step", record)
-    _train(tmp_path, tiny_model, small(order=order, max_steps=2, batch_size=2))
+    _train(tmp_path, tiny_model, small(order=order, max_steps=2, per_device_train_batch_size=2))
     ids = {int(t.split("-x = ")[1].split("\n")[0]) for t in seen}  # prompts are cut on the left
     assert len(seen) == 4
     assert (ids == {36, 37, 38, 39}) == (order == "newest")

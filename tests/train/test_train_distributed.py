@@ -20,7 +20,7 @@ def test_two_processes_train_one_adapter(tmp_path, tiny_model):
     assert accelerate, "accelerate's launcher is installed with the package"
     sets = [
         f"model.name={tiny_model}", "model.dtype=float32", "train.max_steps=4",
-        "train.batch_size=2", "train.max_length=64", "train.save_steps=2",
+        "train.per_device_train_batch_size=2", "train.max_length=64", "train.save_steps=2",
         "train.logging_steps=1", "train.report_to=[]", "train.progress=false",
     ]  # fmt: skip
     ddp = str(ROOT / "configs" / "accelerate" / "ddp.yaml")

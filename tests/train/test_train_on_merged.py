@@ -37,7 +37,8 @@ def _stage(run: Path, fixes: Path, base: str, method: str, show: bool) -> dict:
     )  # fmt: skip
     run_build(run, BuildConfig(tasks=["repair"], repair=repair))
     cfg = TrainConfig(
-        method=method, max_steps=2, batch_size=4, max_length=96, save_steps=2, logging_steps=1,
+        method=method, max_steps=2, per_device_train_batch_size=4, max_length=96, save_steps=2,
+        logging_steps=1,
         learning_rate=5e-3, report_to=[], progress=False, save_minutes=None,
     )  # fmt: skip
     dtype = "bfloat16" if method == "qlora" else "float32"

@@ -81,14 +81,19 @@ def fingerprint(run_dir: Path, tasks: list[str], model_cfg: ModelConfig, cfg: Tr
     for task in tasks:
         h.update(split_path(run_dir, task, "train").read_bytes())
     h.update(model_cfg.model_dump_json().encode())
-    # train.tasks is in the data above; left out here, checkpoints from before it existed resume
-    h.update(cfg.model_dump_json(exclude=RESUMABLE_FIELDS | {"tasks"}).encode())
+    # Hashed as before train.tasks (in the data above) and the renames to TRL's names, so the
+    # checkpoints of a run started by an older repotune still resume.
+    settings = cfg.model_dump_json(exclude=RESUMABLE_FIELDS | {"tasks"})
+    for old, new in TrainConfig.renamed.items():
+        settings = settings.replace(f'"{new}":', f'"{old}":', 1)
+    h.update(settings.encode())
     return h.hexdigest()
 
 
 @dataclass(frozen=True)
 class Batching:
-    """How `train.packing` and `train.batch_size` map onto TRL/Trainer arguments."""
+    """How `train.packing` and `train.per_device_train_batch_size` map onto TRL/Trainer
+    arguments."""
 
     micro_batch: int  # examples (bfd: rows) per forward pass
     grad_accum: int  # forward passes per optimizer step
@@ -106,8 +111,9 @@ def batching(cfg: TrainConfig, on_gpu: bool) -> Batching:
     4 x 400 tokens), so there each example is its own forward pass and gradients accumulate to
     the same step: identical loss (token-normalized over the step), no padding, no waste.
     """
+    batch, accum = cfg.per_device_train_batch_size, cfg.gradient_accumulation_steps
     if cfg.packing == "padding_free" and not on_gpu:
-        return Batching(1, cfg.batch_size * cfg.grad_accum, False, False, cfg.max_length)
+        return Batching(1, batch * accum, False, False, cfg.max_length)
     if cfg.packing == "padding_free":
-        return Batching(cfg.batch_size, cfg.grad_accum, True, False, None)
-    return Batching(cfg.batch_size, cfg.grad_accum, False, cfg.packing == "bfd", cfg.max_length)
+        return Batching(batch, accum, True, False, None)
+    return Batching(batch, accum, False, cfg.packing == "bfd", cfg.max_length)

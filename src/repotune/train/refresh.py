@@ -48,12 +48,12 @@ def continue_training(
     info = {"index": index, "new_rows": len(new), "replay_rows": len(replay), "from_step": start}
     if not new:
         return {"steps": start, "refresh": {**info, "steps": 0}}
-    per_step = cfg.batch_size * cfg.grad_accum
+    per_step = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
     steps = refresh.steps or max(1, math.ceil(refresh.epochs * (len(new) + len(replay)) / per_step))
     leg = cfg.model_copy(
         update={
             "max_steps": start + steps,
-            "lr_scheduler": refresh.lr_scheduler,
+            "lr_scheduler_type": refresh.lr_scheduler_type,
             "warmup_ratio": 0.0,
             "keep_best": False,  # a best checkpoint of an older leg would undo the refresh
             "early_stopping_patience": None,

@@ -77,7 +77,7 @@ def run_train(
     on_gpu = torch.cuda.is_available()
     check_supported(cfg, dtype, on_gpu)
 
-    window = cfg.batch_size * cfg.grad_accum * NEWEST_WINDOW_STEPS
+    window = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps * NEWEST_WINDOW_STEPS
     train_rows = order_rows(train_rows, cfg.order, window, cfg.seed)
     train_ds = encode(train_rows, tokenizer, cfg.max_length)
     # Validation during training is a progress signal, not the verdict: a bounded sample.
@@ -95,7 +95,7 @@ def run_train(
         per_device_eval_batch_size=batches.micro_batch,
         gradient_accumulation_steps=batches.grad_accum,
         learning_rate=cfg.learning_rate,
-        lr_scheduler_type=cfg.lr_scheduler,
+        lr_scheduler_type=cfg.lr_scheduler_type,
         warmup_steps=max(int(cfg.warmup_ratio * cfg.max_steps), 0),
         weight_decay=cfg.weight_decay,
         max_grad_norm=cfg.max_grad_norm,
@@ -123,7 +123,7 @@ def run_train(
         train_sampling_strategy="sequential" if cfg.order == "newest" else "random",
         disable_tqdm=True,
         dataloader_num_workers=0,
-        activation_checkpointing=cfg.gradient_checkpointing,
+        activation_checkpointing=cfg.activation_checkpointing,
         ddp_find_unused_parameters=False,
     )
     # From here on, under accelerate/torchrun, the process group exists.
