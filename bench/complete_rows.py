@@ -56,7 +56,7 @@ def main() -> None:
     hits: dict[str, list[bool]] = {k: [plain[k][r["id"]] for r in rows] for k in plain}
     models = {
         "base": (cfg.model.name, None),
-        "tuned": (tuned.model, str(tuned.adapter) if tuned.adapter else None),
+        "tuned": tuned.load_args(),
     }
     for label, (source, adapter) in models.items():
         start, done = time.perf_counter(), [0]

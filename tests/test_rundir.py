@@ -68,10 +68,8 @@ def test_every_consumer_takes_the_same_tuned_model(tmp_path, scenario):
     want_adapter = str(tmp_path / adapter) if adapter else None
     tuned = tuned_model(tmp_path, BASE)
     assert tuned.kind == kind
-    assert (tuned.model, str(tuned.adapter) if tuned.adapter else None) == (
-        want_model,
-        want_adapter,
-    )
+    # evaluate: base + adapter (folded in at load time), or a full fine-tune's folder
+    assert tuned.load_args() == (want_model, want_adapter)
     # evaluate --bugs / --humaneval / --questions: base and tuned by default, both named
     base, tuned_c = contenders(None, tmp_path, ModelConfig(name=BASE))
     assert base.spec == BASE and base.adapter is None

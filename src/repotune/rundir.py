@@ -11,7 +11,8 @@ file means:
   tasks from this record rather than from build's config section;
 - `train/summary.json`: `train_summary`;
 - the tuned model, `adapter/` or `merged/`: `tuned_model`, the one rule that `evaluate` (all
-  its forms), `serve` and `chat` follow;
+  its forms), `serve` and `chat` follow, and `Tuned.load_args`, the (model, adapter) they
+  load it by;
 - `eval/summary.json`, one section per benchmark (`tasks`, `bugs`, `humaneval`, `questions`)
   with its scores, pass@k and plausible@k included: `read_eval_summary`, `update_section`,
   `update_tasks`. The report reads the scores from here rather than recomputing them.
@@ -164,10 +165,15 @@ class Tuned:
         """What to load before applying `adapter`: the base, or the full fine-tune's folder."""
         return str(self.merged) if self.kind == "full" else self.base
 
-    @property
-    def fast(self) -> tuple[str, Path | None]:
-        """(model, adapter) for serving: a merged folder when it has these weights."""
-        return (str(self.merged), None) if self.merged is not None else (self.base, self.adapter)
+    def load_args(self, fast: bool = False) -> tuple[str, str | None]:
+        """(model, adapter or None): what every loader takes (models.load.load_model,
+        infer.backends.open_backend, serve's load_engine), so evaluate, serve and chat load
+        the same weights. The base and RUN/adapter, or a full fine-tune's folder; `fast`
+        (serve, chat): RUN/merged wherever it holds these weights, instead of an adapter
+        folded in at load time (evaluate's `merge`)."""
+        if fast and self.merged is not None:
+            return str(self.merged), None
+        return self.model, str(self.adapter) if self.adapter is not None else None
 
 
 def _mtime(path: Path) -> float:

@@ -30,9 +30,7 @@ def contenders(specs: list[str] | None, run_dir: Path, model_cfg: ModelConfig) -
         if spec == "base":
             out.append(Contender("base", model_cfg.name))
         elif spec == "tuned":
-            tuned = tuned_model(run_dir, model_cfg.name)
-            adapter = str(tuned.adapter) if tuned.adapter else None
-            out.append(Contender("tuned", tuned.model, adapter))
+            out.append(Contender("tuned", *tuned_model(run_dir, model_cfg.name).load_args()))
         else:
             out.append(Contender(spec, spec))
     return out

@@ -112,10 +112,8 @@ def _eval_complete(run_dir, model_path, tuned, tokenizer, model_cfg, cfg, max_le
     retrieval_idx = retrieval_sample(rows, cfg.retrieval_examples)
     result: dict = {}
     per_row: dict[str, list[dict]] = {}
-    for label, (path, adapter_path) in (("base", (None, None)), ("tuned", tuned)):
-        model = load_model(
-            path or model_path, dtype=model_cfg.dtype, adapter=adapter_path, merge=cfg.merge
-        )
+    for label, (path, adapter_path) in (("base", (model_path, None)), ("tuned", tuned)):
+        model = load_model(path, dtype=model_cfg.dtype, adapter=adapter_path, merge=cfg.merge)
         found = evaluate_model(model, tokenizer, rows, retrieval_idx, cfg, max_length, label)
         del model
         for name, (res, lines) in found.items():
@@ -138,8 +136,7 @@ def run_evaluate(
     A commit row whose meta has `old_side` gets its diff decoded in that grammar
     (`evaluate.constrain_diffs`)."""
     tasks = stage_tasks(run_dir, cfg.tasks if tasks is None else tasks, "evaluate.tasks")
-    found = tuned_model(run_dir, model_cfg.name)  # base + adapter, or a full fine-tune
-    tuned = (str(found.merged), None) if found.kind == "full" else (None, str(found.adapter))
+    tuned = tuned_model(run_dir, model_cfg.name).load_args()  # base + adapter, or a full FT
     model_path = resolve_model(model_cfg.name)
     tokenizer = load_tokenizer(model_path)
     summary: dict = {"model": model_cfg.name, "tasks": {}}
@@ -159,10 +156,8 @@ def run_evaluate(
         if task == "commit" and cfg.constrain_diffs:
             diffs = _old_sides([rows[i] for i in gen_idx])
         result = {}
-        for label, (path, adapter_path) in (("base", (None, None)), ("tuned", tuned)):
-            model = load_model(
-                path or model_path, dtype=model_cfg.dtype, adapter=adapter_path, merge=cfg.merge
-            )
+        for label, (path, adapter_path) in (("base", (model_path, None)), ("tuned", tuned)):
+            model = load_model(path, dtype=model_cfg.dtype, adapter=adapter_path, merge=cfg.merge)
             result[label], per_row = _eval_model(
                 model, tokenizer, rows, gen_idx, cfg, max_length, label, diffs
             )

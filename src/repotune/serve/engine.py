@@ -206,9 +206,9 @@ def _from_run(run: Path, model: str | None, dtype: str) -> tuple[str, str | None
 
     saved = read_config(run)
     base = model or (saved.model.name if saved else None) or "gemma-3-270m"
-    weights, adapter = tuned_model(run, base).fast
+    weights, adapter = tuned_model(run, base).load_args(fast=True)
     if adapter is None:
         return weights, None, dtype
     if model is None and saved is not None and dtype == "auto":
         dtype = saved.model.dtype
-    return weights, str(adapter), dtype
+    return weights, adapter, dtype
