@@ -65,7 +65,12 @@ def signature(files: Sequence[dict[str, Any]], near: bool = True) -> tuple[bytes
 def minhash(items: set[bytes] | Sequence[bytes]) -> np.ndarray:
     """`datasketch.MinHash(NUM_PERM, seed=SEED, scheme="affine32", hashfunc=zlib.crc32)`
     updated with `items`: its `hashvalues`."""
-    hv = np.fromiter(map(zlib.crc32, items), dtype=np.uint32, count=len(items))[:, None]
+    return minhash_crc(np.fromiter(map(zlib.crc32, items), dtype=np.uint32, count=len(items)))
+
+
+def minhash_crc(crcs: np.ndarray) -> np.ndarray:
+    """`minhash` of items given as their CRC-32s (uint32; a set made of them elsewhere)."""
+    hv = np.array(crcs, dtype=np.uint32)[:, None]  # a copy: mixed in place below
     hv ^= hv >> np.uint32(16)  # the MurmurHash3 finalizer, as datasketch pre-mixes
     hv *= np.uint32(0x85EBCA6B)
     hv ^= hv >> np.uint32(13)

@@ -2,7 +2,8 @@
 was last mined up to hidden (`A..B`), so libgit2 walks and diffs the new commits alone and the
 cost grows with them, not with the history. The new rows are mined as any run's are (into
 RUN/refresh/<index>/<repo>/, resumable), checked against the old rows for repeated changes (and
-for copies across repositories), and put in front of RUN/commits.parquet.
+for copies across repositories, exact or near as mine.dedup says), and put in front of
+RUN/commits.parquet.
 """
 
 from __future__ import annotations
@@ -20,14 +21,7 @@ from repotune.config import MineConfig
 from repotune.errors import UserError
 from repotune.fsutil import write_json
 from repotune.mine.dedup import Deduper, signature
-from repotune.mine.repos import (
-    HEADS_FILE,
-    RepoSpec,
-    change_keys,
-    drop_copies,
-    read_rows,
-    tip,
-)
+from repotune.mine.repos import HEADS_FILE, Copies, RepoSpec, drop_copies, read_rows, tip
 from repotune.records import Commit
 from repotune.rundir import MINE_STATS, commits_path, mine_stats
 
@@ -80,7 +74,8 @@ def refresh_commits(
     new, repeats = _not_repeated(old, added, cfg)
     copies: Counter[str] = Counter()
     if several and new:
-        new, copies = drop_copies(new, change_keys(old))
+        seen = Copies(cfg.dedup, cfg.near_dup_threshold).remember(old)
+        new, copies = drop_copies(new, seen)
     new.sort(key=lambda r: r["committer_time"], reverse=True)
     write_commits(commits_path(run_dir), [Commit.from_dict(r) for r in new + old])
     write_json(run_dir / HEADS_FILE, new_heads)  # after the rows: a rerun re-finds, dedup drops
