@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 from repotune.sandbox.validate import OUTCOMES
+from repotune.tables import LABEL_INTRO, label_table, markdown_table
 
 
 def per_bug(rows: list[dict]) -> dict[str, dict[str, dict]]:
@@ -89,30 +90,6 @@ def _later(cell: dict) -> str:
 
 
 def by_label_markdown(by_label: dict[str, dict[str, dict]]) -> str:
-    """One line per label: its bug count, then per model "plausible bugs/bugs" (with the
-    count after feedback turns when higher) and plausible@1. `by_label`: model -> label -> the
-    summary `repair_eval.label_summaries` writes. The report draws the same table."""
-    models = list(by_label)
-    labels = sorted({label for per in by_label.values() for label in per})
-    head = ["label", "bugs", *models]
-    lines = [
-        "Per label: plausible bugs / the label's bugs, plausible@1.",
-        "",
-        "| " + " | ".join(head) + " |",
-        "|" + "---|" * len(head),
-    ]
-    for label in labels:
-        n = next(per[label]["n_bugs"] for per in by_label.values() if label in per)
-        cells = [label, str(n)]
-        for model in models:
-            s = by_label[model].get(label)
-            if s is None:
-                cells.append("–")
-                continue
-            fixed, later = s["plausible_bugs"], s["plausible_after_turns"]
-            turns = f" ({later} after turns)" if later != fixed else ""
-            p1 = s.get("plausible@1")
-            score = f", {p1:.3f}" if p1 is not None else ""
-            cells.append(f"{fixed}/{s['n_bugs']}{turns}{score}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    """The per-label table (repotune.tables, which the report draws too) with its intro line.
+    `by_label`: model -> label -> the summary `repair_eval.label_summaries` writes."""
+    return "\n".join([LABEL_INTRO, "", *markdown_table(*label_table(by_label))]) + "\n"

@@ -103,29 +103,6 @@ def _by_label(models: dict[str, dict]) -> dict[str, dict[str, dict]] | None:
     return out or None
 
 
-def label_table(by_label: dict[str, dict[str, dict]]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the per-label table: a label, its bug count, then per model
-    "plausible bugs/bugs" (with the count after feedback turns when higher) and plausible@1."""
-    models = list(by_label)
-    labels = sorted({label for per in by_label.values() for label in per})
-    rows = []
-    for label in labels:
-        n = next((per[label].get("n_bugs") for per in by_label.values() if label in per), None)
-        cells = [label, "–" if n is None else str(n)]
-        for model in models:
-            s = by_label[model].get(label)
-            if s is None:
-                cells.append("–")
-                continue
-            fixed, later = s.get("plausible_bugs", 0), s.get("plausible_after_turns", 0)
-            turns = f" ({later} after turns)" if later != fixed else ""
-            p1 = s.get("plausible@1")
-            score = f", {p1:.3f}" if isinstance(p1, int | float) else ""
-            cells.append(f"{fixed}/{s.get('n_bugs', '–')}{turns}{score}")
-        rows.append(cells)
-    return ["label", "bugs", *models], rows
-
-
 def _bug_rates(section: dict) -> dict[str, dict[str, float]]:
     """model -> bug -> share of first-turn candidates that pass (the per-bug plausible@1)."""
     rates: dict[str, dict[str, float]] = defaultdict(dict)

@@ -30,7 +30,7 @@ from repotune.report.effects import (
     score_keys,
     signed,
 )
-from repotune.report.execution import label_table
+from repotune.tables import label_table
 
 TEMPLATES = Path(__file__).parent / "templates"
 _FORMATTER = HtmlFormatter(cssclass="hl", nowrap=False)

@@ -28,8 +28,9 @@ from repotune.report.effects import (
     score_keys,
     signed,
 )
-from repotune.report.execution import Benchmark, label_table
+from repotune.report.execution import Benchmark
 from repotune.report.stats import loss_ratio_ci
+from repotune.tables import LABEL_INTRO, label_table, markdown_table
 
 __all__ = ["loss_ratio_ci", "render", "run_report"]
 
@@ -196,10 +197,7 @@ def _benchmark(b: Benchmark) -> list[str]:
         cells += [_fmt(scores.get(k)) for k in keys]
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     if b.by_label:
-        head, rows = label_table(b.by_label)
-        lines += ["", "Per label: plausible bugs / the label's bugs, plausible@1.", ""]
-        lines += ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
-        lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+        lines += ["", LABEL_INTRO, "", *markdown_table(*label_table(b.by_label))]
     if b.metrics:
         lines += ["", *_comparisons(b.metrics, b.unit)]
     if b.outcomes:
