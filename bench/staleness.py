@@ -72,14 +72,14 @@ def window_scores(fresh: Path, stale: Path, tasks: list[str], since: int | None 
         base, base2 = per_row(fresh, task, "base"), per_row(stale, task, "base")
         tuned = {"stale": per_row(stale, task, "tuned"), "refreshed": per_row(fresh, task, "tuned")}
         when = {r["id"]: r["meta"].get("time") or 0 for r in load_split(fresh, task, "test")}
-        ids = [i for i, r in base.items() if r.get("tokens")]
+        ids = [i for i, r in base.items() if r.get("tokens")]  # rows with a loss
         times = [t for t in when.values() if t]
         res: dict = {
             "dates": [_day(min(times)), _day(max(times))] if times else None,
             "base_nll_max_drift": max(
                 (abs(base[i]["nll"] - base2[i]["nll"]) for i in ids), default=0.0
             ),
-            **_scores(ids, base, tuned),
+            **_scores(list(base), base, tuned),
         }
         if since is not None:
             res["new"] = _scores([i for i in base if when.get(i, 0) > since], base, tuned)
@@ -103,6 +103,10 @@ def _scores(ids: list[str], base: dict[str, dict], tuned: dict[str, dict[str, di
                 "loss": sum(rows[i]["nll"] for i in lossy) / sum(rows[i]["tokens"] for i in lossy),
                 "ratio_ci": loss_ratio_ci([base[i] for i in lossy], [rows[i] for i in lossy]),
             }
+        # what a refresh buys back, paired on the same rows: refreshed loss / stale loss
+        res["refreshed_over_stale"] = loss_ratio_ci(
+            [tuned["stale"][i] for i in lossy], [tuned["refreshed"][i] for i in lossy]
+        )
     gen = [i for i in ids if "exact_match" in base[i] and i in tuned["stale"]]
     if gen:
         hits = {k: [bool(v[i]["exact_match"]) for i in gen] for k, v in tuned.items()}
@@ -236,6 +240,8 @@ def print_table(results: list[dict], tasks: list[str]) -> None:
     def cells(s: dict) -> str:
         line = f"{s['rows_loss']} | {s['base_loss']:.3f} | {ratio(s['stale'])} | "
         line += ratio(s["refreshed"])
+        over = s.get("refreshed_over_stale")  # window 0 has one adapter
+        line += " | " + (ratio({"ratio_ci": over}) if over else "-")
         if "exact_match" in s:
             em, c = s["exact_match"], s["stale_vs_refreshed"]
             line += (
@@ -247,7 +253,7 @@ def print_table(results: list[dict], tasks: list[str]) -> None:
     for task in tasks:
         print(
             f"\n{task}: window | rows of | test commits | loss rows | base loss | stale/base | "
-            "refreshed/base"
+            "refreshed/base | refreshed/stale"
             + (" | EM base / stale / refreshed (n; discordant, p)" if task == "complete" else "")
         )
         for w, r in enumerate(results):
