@@ -519,6 +519,11 @@ class EvaluateConfig(_Section):
         le=10,
         description="broken added lines taken back per diff answer, each a regeneration",
     )
+    reuse_base: bool = Field(
+        default=True,
+        description="keep the base model's answers to rows whose prompt and settings are "
+        "unchanged since the last evaluation (a refresh scores the base on its new rows only)",
+    )
 
     _tasks = field_validator("tasks")(_unique_tasks)
 

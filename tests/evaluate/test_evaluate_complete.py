@@ -89,3 +89,62 @@ def test_retrieval_rows_are_a_sample_spread_over_commits():
     assert retrieval_sample(rows, 3) == picked  # seeded
     assert retrieval_sample(rows, 50) == [0, 1, 2, 3, 4, 5, 6, 8]
     assert retrieval_sample(rows, 0) == []
+
+
+def test_the_base_answers_only_rows_that_changed_since_the_last_evaluation(
+    evaluated, tmp_path, tiny_model, monkeypatch
+):
+    """A refresh moves the window a few commits: the base model (which never changes) keeps
+    its answers to the rows that stayed, and answers the new ones; the tuned model answers all."""
+    import shutil
+
+    import repotune.evaluate.completion as completion
+    import repotune.evaluate.run as evaluate_run
+    from repotune.fsutil import read_jsonl, write_jsonl
+    from repotune.rundir import split_path
+
+    run = tmp_path / "run"
+    shutil.copytree(evaluated[0], run)
+    before = {r["id"]: r for r in read_jsonl(run / "eval" / "complete" / "base.jsonl")}
+    changed = next(iter(before))
+    test = load_split(run, "complete", "test")
+    for row in test:
+        if row["id"] == changed:
+            row["prompt"] += "# edited\n"  # the row as a rebuild wrote it
+    write_jsonl(split_path(run, "complete", "test"), test)
+
+    loads, answered = [], []
+    real_load, real_answers = evaluate_run.load_model, completion._answers
+    monkeypatch.setattr(
+        evaluate_run,
+        "load_model",
+        lambda p, **kw: loads.append(kw["adapter"]) or real_load(p, **kw),
+    )
+    monkeypatch.setattr(
+        completion,
+        "_answers",
+        lambda m, t, prompts, *a: answered.append(len(prompts)) or real_answers(m, t, prompts, *a),
+    )
+    cfg = EvaluateConfig(complete_examples=5, retrieval_examples=3, max_new_tokens=12)
+    model = ModelConfig(name=tiny_model, dtype="float32")
+    summary = run_evaluate(run, model, cfg, 256, tasks=["complete"])
+    assert answered == [1, 5, 3]  # base: the edited row only; tuned: every row, with snippets
+    after = {r["id"]: r for r in read_jsonl(run / "eval" / "complete" / "base.jsonl")}
+    assert after.keys() == before.keys()
+    assert after[changed]["key"] != before[changed]["key"]
+    for i in before.keys() - {changed}:
+        assert after[i] == before[i]
+    assert summary["tasks"]["complete"]["base"]["n_kept"] == 4
+
+    loads.clear(), answered.clear()
+    run_evaluate(run, model, cfg, 256, tasks=["complete"])  # nothing changed
+    assert len(loads) == 1 and loads[0] is not None  # the tuned model alone is loaded
+    assert answered == [5, 3]
+    assert read_jsonl(run / "eval" / "complete" / "base.jsonl") == list(after.values())
+
+    answered.clear()
+    no_reuse = EvaluateConfig(
+        complete_examples=5, retrieval_examples=3, max_new_tokens=12, reuse_base=False
+    )
+    run_evaluate(run, model, no_reuse, 256, tasks=["complete"])
+    assert answered == [5, 3, 5, 3]

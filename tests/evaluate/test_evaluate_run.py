@@ -99,3 +99,40 @@ def test_samples_spread_over_commits():
     assert {10, 11} <= set(picked)  # each small commit before a second row of the big one
     assert picked == spread_sample(rows, 4)  # fixed: base and tuned see the same rows
     assert spread_sample(rows, 50) == list(range(12))
+
+
+def test_a_window_moved_forward_keeps_most_of_its_sample():
+    """A refresh drops the oldest test commits and adds the newest: the rows that stay in the
+    window stay in the sample, so their base answers can be kept."""
+    from repotune.evaluate.sample import spread_sample
+
+    def window(first, last):
+        return [{"id": f"c{c}:a.py:{k}", "meta": {"sha": f"c{c}"}} for c in range(first, last)
+                for k in range(2)]  # fmt: skip
+
+    before, after = window(0, 100), window(5, 105)  # 5 commits out, 5 in
+    old = {before[i]["id"] for i in spread_sample(before, 40, seed=3)}
+    new = {after[i]["id"] for i in spread_sample(after, 40, seed=3)}
+    assert len(old & new) >= 32  # a reshuffle keeps about 40 * 40 / 100 = 16
+
+
+def test_held_out_tasks_keep_the_base_answers_too(tmp_path, tiny_model, monkeypatch):
+    import repotune.evaluate.run as evaluate_run
+
+    write_jsonl(tmp_path / "datasets" / "commit" / "test.jsonl", _diff_rows(4))
+    shutil.copytree(tiny_model, tmp_path / "merged")
+    cfg = EvaluateConfig(generate_examples=2, max_new_tokens=8)
+    model = ModelConfig(name=tiny_model, dtype="float32")
+    first = run_evaluate(tmp_path, model, cfg, 256)["tasks"]["commit"]
+    loads = []
+    real = evaluate_run.load_model
+    monkeypatch.setattr(
+        evaluate_run, "load_model", lambda p, **kw: loads.append(p) or real(p, **kw)
+    )
+    again = run_evaluate(tmp_path, model, cfg, 256)["tasks"]["commit"]
+    assert loads == [str(tmp_path / "merged")]  # the base was not loaded: nothing changed
+    assert again["base"]["n_kept"] == 4 and again["base"]["loss"] == first["base"]["loss"]
+    assert again["base"]["exact_match"] == first["base"]["exact_match"]
+    # answers on all four rows: the two answered before are kept, the base answers the others
+    more = run_evaluate(tmp_path, model, EvaluateConfig(generate_examples=4, max_new_tokens=8), 256)
+    assert more["tasks"]["commit"]["base"]["n_kept"] == 2 and len(loads) == 3

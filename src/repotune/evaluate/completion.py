@@ -92,11 +92,15 @@ def evaluate_model(
     cfg: EvaluateConfig,
     max_length: int,
     label: str,
+    known: dict[str, dict[int, dict]] | None = None,
 ) -> dict[str, tuple[dict, list[dict]]]:
     """{label: (summary, per-row results)} for the plain rows, and for `label+retrieval` over
-    `retrieval_idx` when it is not empty."""
+    `retrieval_idx` when it is not empty. `known`: per output name, row index -> the last
+    evaluation's record to keep (evaluate/reuse.py); the model answers the rest, and may be
+    None when nothing is left."""
+    known = known or {}
+    plain, with_r = known.get(label, {}), known.get(f"{label}+retrieval", {})
     out: dict[str, tuple[dict, list[dict]]] = {}
-    refs = [r["completion"] for r in rows]
     with Progress(transient=True) as progress:
 
         def bar(name: str, total: int) -> Callable[[int], None]:
@@ -104,38 +108,42 @@ def evaluate_model(
             return lambda k: progress.advance(task, k)
 
         scored = loss_rows(rows, cfg.max_examples)
+        nll = [(0.0, 0)] * len(rows)  # rows left out of the loss count no tokens
+        for i in plain:
+            nll[i] = (plain[i]["nll"], plain[i]["tokens"])
+        todo = [i for i in scored if i not in plain]
         losses = completion_nll(
             model,
             tokenizer,
-            [rows[i] for i in scored],
+            [rows[i] for i in todo],
             max_length,
             cfg.batch_size,
-            bar(f"{label}: loss", len(scored)),
-        )
-        nll = [(0.0, 0)] * len(rows)  # rows left out of the loss count no tokens
-        for i, pair in zip(scored, losses, strict=True):
+            bar(f"{label}: loss", len(todo)),
+        ) if todo else []  # fmt: skip
+        for i, pair in zip(todo, losses, strict=True):
             nll[i] = pair
-        prompts = [r["prompt"] for r in rows]
-        advance = bar(f"{label}: complete", len(rows))
-        texts = _answers(model, tokenizer, prompts, refs, cfg, max_length, advance)
+        texts = _some_answers(
+            model, tokenizer, rows, "prompt", plain, cfg, max_length, bar, f"{label}: complete"
+        )
         per_row = [
             {"id": r["id"], "nll": s, "tokens": n, "generation": text,
              **completion_scores(text, r["completion"])}
             for r, (s, n), text in zip(rows, nll, texts, strict=True)
         ]  # fmt: skip
-        summary = {**loss_summary(losses), **_means(per_row), "n": len(rows)}
-        out[label] = ({**summary, "n_loss": len(scored)}, per_row)
+        summary = {**loss_summary([nll[i] for i in scored]), **_means(per_row), "n": len(rows)}
+        out[label] = ({**summary, "n_loss": len(scored), "n_kept": len(plain)}, per_row)
         if retrieval_idx:
             picked = [rows[i] for i in retrieval_idx]
-            advance = bar(f"{label}+retrieval: complete", len(picked))
-            texts = _answers(
+            texts = _some_answers(
                 model,
                 tokenizer,
-                [r["meta"]["retrieval_prompt"] for r in picked],
-                [r["completion"] for r in picked],
+                picked,
+                "retrieval_prompt",
+                {j: with_r[i] for j, i in enumerate(retrieval_idx) if i in with_r},
                 cfg,
                 max_length * 4,  # the snippets come on top of the prompt
-                advance,
+                bar,
+                f"{label}+retrieval: complete",
             )
             rows_r = [
                 {"id": r["id"], "generation": t, **completion_scores(t, r["completion"])}
@@ -143,6 +151,26 @@ def evaluate_model(
             ]
             out[f"{label}+retrieval"] = ({**_means(rows_r), "n": len(picked)}, rows_r)
     return out
+
+
+def _some_answers(model, tokenizer, rows, field, known, cfg, max_prompt_tokens, bar, name):
+    """Answers to `rows` (their `prompt`, or `meta[field]`): kept ones from `known` (position
+    -> record), the model's to the others, with a progress bar `name` over those."""
+    todo = [j for j in range(len(rows)) if j not in known]
+    advance = bar(name, len(todo))
+    prompt = (lambda r: r["prompt"]) if field == "prompt" else (lambda r: r["meta"][field])
+    found = _answers(
+        model,
+        tokenizer,
+        [prompt(rows[j]) for j in todo],
+        [rows[j]["completion"] for j in todo],
+        cfg,
+        max_prompt_tokens,
+        advance,
+    ) if todo else []  # fmt: skip
+    texts = {j: known[j]["generation"] for j in known}
+    texts.update(zip(todo, found, strict=True))
+    return [texts[j] for j in range(len(rows))]
 
 
 def _means(rows: list[dict]) -> dict:

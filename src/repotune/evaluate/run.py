@@ -20,6 +20,7 @@ from repotune.evaluate.metrics import (
     exact_match,
     loss_summary,
 )
+from repotune.evaluate.reuse import kept, row_keys, settings
 from repotune.evaluate.sample import spread_sample
 from repotune.fsutil import write_jsonl
 from repotune.infer.generate import generate
@@ -43,44 +44,56 @@ def _mean(values: list[float]) -> float | None:
 
 
 def _eval_model(
-    model, tokenizer, rows, gen_idx, cfg: EvaluateConfig, max_length: int, label, diffs=None
-):
+    model, tokenizer, rows, gen_idx, cfg: EvaluateConfig, max_length: int, label, diffs=None,
+    known=None,
+):  # fmt: skip
+    """Loss on every row and greedy answers on `gen_idx`; rows in `known` (index -> the last
+    evaluation's record, evaluate/reuse.py) are taken from it, and the model answers the rest
+    (`model` may be None when nothing is left)."""
+    known = known or {}
+    todo = [i for i in range(len(rows)) if i not in known]
+    gen_todo = [j for j, i in enumerate(gen_idx) if i not in known]  # positions in gen_idx
+    nll = {i: (r["nll"], r["tokens"]) for i, r in known.items()}
+    texts = {i: known[i]["generation"] for i in gen_idx if i in known}
     with Progress(transient=True) as progress:
-        bar = progress.add_task(f"{label}: loss", total=len(rows))
-        nll = completion_nll(
+        bar = progress.add_task(f"{label}: loss", total=len(todo))
+        found = completion_nll(
             model,
             tokenizer,
-            rows,
+            [rows[i] for i in todo],
             max_length,
             cfg.batch_size,
             on_batch=lambda k: progress.advance(bar, k),
-        )
-        bar = progress.add_task(f"{label}: generate", total=len(gen_idx))
+        ) if todo else []  # fmt: skip
+        nll.update(zip(todo, found, strict=True))
+        bar = progress.add_task(f"{label}: generate", total=len(gen_todo))
+        asked = [gen_idx[j] for j in gen_todo]
         # Generations longer than the reference plus a margin cannot match it: stop there.
         ref_tokens = max(
             (
                 len(tokenizer(rows[i]["completion"], add_special_tokens=False)["input_ids"])
-                for i in gen_idx
+                for i in asked
             ),
             default=0,
         )
-        texts = generate(
+        answers = generate(
             model,
             tokenizer,
-            [rows[i]["prompt"] for i in gen_idx],
+            [rows[i]["prompt"] for i in asked],
             max_new_tokens=min(cfg.max_new_tokens, ref_tokens + 8),
             max_prompt_tokens=max_length,
             batch_size=cfg.batch_size,
             on_batch=lambda k: progress.advance(bar, k),
-            diffs=diffs,
+            diffs=[diffs[j] for j in gen_todo] if diffs else None,
             diff_forks=cfg.diff_forks,
-        )
+        ) if asked else []  # fmt: skip
+        texts.update(zip(asked, answers, strict=True))
     per_row = []
     for i, row in enumerate(rows):
         s, n = nll[i]
         per_row.append({"id": row["id"], "nll": s, "tokens": n})
-    for i, text in zip(gen_idx, texts, strict=True):
-        reference = rows[i]["completion"]
+    for i in gen_idx:
+        text, reference = texts[i], rows[i]["completion"]
         per_row[i].update(
             generation=text,
             exact_match=exact_match(text, reference),
@@ -88,7 +101,7 @@ def _eval_model(
         )
         if changed_lines(reference):  # a diff: score its changes apart from the copied lines
             per_row[i]["change_similarity"] = change_similarity(text, reference)
-    summary = loss_summary(nll)
+    summary = loss_summary([nll[i] for i in range(len(rows))])
     gens = [r for r in per_row if "generation" in r]
     summary.update(
         exact_match=_mean([r["exact_match"] for r in gens]),
@@ -97,29 +110,68 @@ def _eval_model(
         n=len(rows),
         n_generated=len(gens),
         decoding="greedy, diff grammar" if diffs else "greedy",
+        n_kept=len(known),
     )
     return summary, per_row
 
 
-def _eval_complete(run_dir, model_path, tuned, tokenizer, model_cfg, cfg, max_length) -> dict:
-    """Base, tuned, and each with retrieval on one commit-spread sample of completion targets."""
-    from repotune.evaluate.completion import comparisons, evaluate_model, retrieval_sample
+def _eval_complete(
+    run_dir, model_path, tuned, tokenizer, model_cfg, cfg, max_length, common
+) -> dict:
+    """Base, tuned, and each with retrieval on one commit-spread sample of completion targets;
+    the base's answers to rows unchanged since the last evaluation are kept (reuse.py)."""
+    from repotune.evaluate.completion import (
+        comparisons,
+        evaluate_model,
+        loss_rows,
+        retrieval_sample,
+    )
 
     rows = load_split(run_dir, "complete", "test")
     if not rows:
         raise UserError("the complete test split is empty: mine more commits")
     rows = [rows[i] for i in spread_sample(rows, cfg.complete_examples, seed=3)]
     retrieval_idx = retrieval_sample(rows, cfg.retrieval_examples)
+    scored = set(loss_rows(rows, cfg.max_examples))
+    refs = [r["completion"] for r in rows]
+    keys = {
+        "": row_keys(
+            [r["prompt"] for r in rows], refs, common, [[i in scored] for i in range(len(rows))]
+        ),
+        "+retrieval": row_keys(
+            [rows[i]["meta"]["retrieval_prompt"] for i in retrieval_idx],
+            [refs[i] for i in retrieval_idx],
+            common,
+            [["retrieval"]] * len(retrieval_idx),
+        ),
+    }
     result: dict = {}
     per_row: dict[str, list[dict]] = {}
+    folder = run_dir / "eval" / "complete"
     for label, (path, adapter_path) in (("base", (model_path, None)), ("tuned", tuned)):
-        model = load_model(path, dtype=model_cfg.dtype, adapter=adapter_path, merge=cfg.merge)
-        found = evaluate_model(model, tokenizer, rows, retrieval_idx, cfg, max_length, label)
+        reuse = label == "base" and cfg.reuse_base
+        known = {
+            label: kept(folder / f"{label}.jsonl", keys[""], reuse),
+            f"{label}+retrieval": {
+                retrieval_idx[j]: r
+                for j, r in kept(
+                    folder / f"{label}+retrieval.jsonl", keys["+retrieval"], reuse
+                ).items()
+            },
+        }
+        model = None
+        if len(known[label]) < len(rows) or len(known[f"{label}+retrieval"]) < len(retrieval_idx):
+            model = load_model(path, dtype=model_cfg.dtype, adapter=adapter_path, merge=cfg.merge)
+        found = evaluate_model(model, tokenizer, rows, retrieval_idx, cfg, max_length, label, known)
         del model
         for name, (res, lines) in found.items():
             result[name] = res
             per_row[name] = lines
-            write_jsonl(run_dir / "eval" / "complete" / f"{name}.jsonl", lines)
+            kind = name.removeprefix(label)
+            write_jsonl(
+                folder / f"{name}.jsonl",
+                [{**r, "key": k} for r, k in zip(lines, keys[kind], strict=True)],
+            )
     result["comparisons"] = comparisons(per_row)
     return result
 
@@ -139,11 +191,12 @@ def run_evaluate(
     tuned = tuned_model(run_dir, model_cfg.name).load_args()  # base + adapter, or a full FT
     model_path = resolve_model(model_cfg.name)
     tokenizer = load_tokenizer(model_path)
+    common = settings(f"{model_cfg.name} {model_path}", model_cfg.dtype, cfg, max_length)
     summary: dict = {"model": model_cfg.name, "tasks": {}}
     for task in tasks:
         if task == "complete":
             summary["tasks"][task] = _eval_complete(
-                run_dir, model_path, tuned, tokenizer, model_cfg, cfg, max_length
+                run_dir, model_path, tuned, tokenizer, model_cfg, cfg, max_length, common
             )
             continue
         rows = load_split(run_dir, task, "test")
@@ -155,13 +208,22 @@ def run_evaluate(
         diffs = None
         if task == "commit" and cfg.constrain_diffs:
             diffs = _old_sides([rows[i] for i in gen_idx])
+        asked = dict(zip(gen_idx, diffs or [None] * len(gen_idx), strict=True))
+        roles = [[i in asked, asked.get(i)] for i in range(len(rows))]  # answered, grammar
+        keys = row_keys([r["prompt"] for r in rows], [r["completion"] for r in rows], common, roles)
         result = {}
         for label, (path, adapter_path) in (("base", (model_path, None)), ("tuned", tuned)):
-            model = load_model(path, dtype=model_cfg.dtype, adapter=adapter_path, merge=cfg.merge)
+            out = run_dir / "eval" / task / f"{label}.jsonl"
+            known = kept(out, keys, enabled=label == "base" and cfg.reuse_base)
+            model = None
+            if len(known) < len(rows):
+                model = load_model(
+                    path, dtype=model_cfg.dtype, adapter=adapter_path, merge=cfg.merge
+                )
             result[label], per_row = _eval_model(
-                model, tokenizer, rows, gen_idx, cfg, max_length, label, diffs
+                model, tokenizer, rows, gen_idx, cfg, max_length, label, diffs, known
             )
-            write_jsonl(run_dir / "eval" / task / f"{label}.jsonl", per_row)
+            write_jsonl(out, [{**r, "key": k} for r, k in zip(per_row, keys, strict=True)])
             del model
         summary["tasks"][task] = result
     # Other evaluations (bugs, humaneval, ...) keep their sections of the same file, and tasks
