@@ -323,7 +323,7 @@ def evaluate(
         return
     from repotune.evaluate.run import run_evaluate
 
-    summary = run_evaluate(out, cfg.model, cfg.evaluate, cfg.train.max_length)
+    summary = run_evaluate(out, cfg.model, cfg.evaluate, cfg.train.max_length, say=_say)
     for task, res in summary["tasks"].items():
         _say(f"{task}: loss base {res['base']['loss']:.3f} tuned {res['tuned']['loss']:.3f}")
 

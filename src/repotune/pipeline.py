@@ -91,7 +91,7 @@ def _after_mine(
     t = run_train(out, cfg.model, cfg.train)  # train.tasks, else every task built
     say(f"  {t['steps']} steps in {t['seconds']:.0f} s")
     step("evaluate")
-    run_evaluate(out, cfg.model, cfg.evaluate, cfg.train.max_length)
+    run_evaluate(out, cfg.model, cfg.evaluate, cfg.train.max_length, say=say)
     return _report(out, step, say)
 
 
@@ -146,7 +146,7 @@ def refresh_run(run_dir: Path, cfg: RunConfig, say: Callable[[str], None] = prin
         f"{r['replay_rows']} replayed rows"
     )
     step("evaluate")
-    run_evaluate(run_dir, cfg.model, cfg.evaluate, cfg.train.max_length)
+    run_evaluate(run_dir, cfg.model, cfg.evaluate, cfg.train.max_length, say=say)
     _keep_summary(run_dir, index, {"new_commits": found["kept"], "train": r})
     return _report(run_dir, step, say)
 

@@ -129,10 +129,14 @@ def test_held_out_tasks_keep_the_base_answers_too(tmp_path, tiny_model, monkeypa
     monkeypatch.setattr(
         evaluate_run, "load_model", lambda p, **kw: loads.append(p) or real(p, **kw)
     )
-    again = run_evaluate(tmp_path, model, cfg, 256)["tasks"]["commit"]
+    said = []
+    again = run_evaluate(tmp_path, model, cfg, 256, say=said.append)["tasks"]["commit"]
     assert loads == [str(tmp_path / "merged")]  # the base was not loaded: nothing changed
-    assert again["base"]["n_kept"] == 4 and again["base"]["loss"] == first["base"]["loss"]
+    assert said == ["  commit, base: 4 of 4 rows kept from the last run"]
+    assert again == first  # the same summary, kept or answered
     assert again["base"]["exact_match"] == first["base"]["exact_match"]
     # answers on all four rows: the two answered before are kept, the base answers the others
-    more = run_evaluate(tmp_path, model, EvaluateConfig(generate_examples=4, max_new_tokens=8), 256)
-    assert more["tasks"]["commit"]["base"]["n_kept"] == 2 and len(loads) == 3
+    said.clear()
+    four = EvaluateConfig(generate_examples=4, max_new_tokens=8)
+    run_evaluate(tmp_path, model, four, 256, say=said.append)
+    assert said == ["  commit, base: 2 of 4 rows kept from the last run"] and len(loads) == 3

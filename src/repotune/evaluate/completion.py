@@ -131,7 +131,7 @@ def evaluate_model(
             for r, (s, n), text in zip(rows, nll, texts, strict=True)
         ]  # fmt: skip
         summary = {**loss_summary([nll[i] for i in scored]), **_means(per_row), "n": len(rows)}
-        out[label] = ({**summary, "n_loss": len(scored), "n_kept": len(plain)}, per_row)
+        out[label] = ({**summary, "n_loss": len(scored)}, per_row)
         if retrieval_idx:
             picked = [rows[i] for i in retrieval_idx]
             texts = _some_answers(

@@ -6,6 +6,7 @@ adapter. Per-row results go to eval/<task>/<model>.jsonl so a report can bootstr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.progress import Progress
@@ -110,13 +111,12 @@ def _eval_model(
         n=len(rows),
         n_generated=len(gens),
         decoding="greedy, diff grammar" if diffs else "greedy",
-        n_kept=len(known),
     )
     return summary, per_row
 
 
 def _eval_complete(
-    run_dir, model_path, tuned, tokenizer, model_cfg, cfg, max_length, common
+    run_dir, model_path, tuned, tokenizer, model_cfg, cfg, max_length, common, say
 ) -> dict:
     """Base, tuned, and each with retrieval on one commit-spread sample of completion targets;
     the base's answers to rows unchanged since the last evaluation are kept (reuse.py)."""
@@ -159,6 +159,10 @@ def _eval_complete(
                 ).items()
             },
         }
+        for name, rows_kept in known.items():
+            if rows_kept:
+                n = len(rows) if name == label else len(retrieval_idx)
+                say(f"  complete, {name}: {len(rows_kept)} of {n} answers kept from the last run")
         model = None
         if len(known[label]) < len(rows) or len(known[f"{label}+retrieval"]) < len(retrieval_idx):
             model = load_model(path, dtype=model_cfg.dtype, adapter=adapter_path, merge=cfg.merge)
@@ -182,11 +186,13 @@ def run_evaluate(
     cfg: EvaluateConfig,
     max_length: int,
     tasks: list[str] | None = None,
+    say: Callable[[str], None] = lambda _: None,
 ) -> dict:
     """Write eval/summary.json ({"tasks": {task: {"base": .., "tuned": ..}}}) and return it.
     `tasks`: default evaluate.tasks, else every task the last build wrote (rundir.stage_tasks).
     A commit row whose meta has `old_side` gets its diff decoded in that grammar
-    (`evaluate.constrain_diffs`)."""
+    (`evaluate.constrain_diffs`). `say` hears how many base answers were kept (reuse.py): the
+    summary does not say it, so a rerun writes the same files however much it kept."""
     tasks = stage_tasks(run_dir, cfg.tasks if tasks is None else tasks, "evaluate.tasks")
     tuned = tuned_model(run_dir, model_cfg.name).load_args()  # base + adapter, or a full FT
     model_path = resolve_model(model_cfg.name)
@@ -196,7 +202,7 @@ def run_evaluate(
     for task in tasks:
         if task == "complete":
             summary["tasks"][task] = _eval_complete(
-                run_dir, model_path, tuned, tokenizer, model_cfg, cfg, max_length, common
+                run_dir, model_path, tuned, tokenizer, model_cfg, cfg, max_length, common, say
             )
             continue
         rows = load_split(run_dir, task, "test")
@@ -215,6 +221,8 @@ def run_evaluate(
         for label, (path, adapter_path) in (("base", (model_path, None)), ("tuned", tuned)):
             out = run_dir / "eval" / task / f"{label}.jsonl"
             known = kept(out, keys, enabled=label == "base" and cfg.reuse_base)
+            if known:
+                say(f"  {task}, {label}: {len(known)} of {len(rows)} rows kept from the last run")
             model = None
             if len(known) < len(rows):
                 model = load_model(
