@@ -21,8 +21,16 @@ T0 = 1_700_000_000
 VENDORED = "def vendored_marker_fn(text):\n    parts = text.split(',')\n    return parts[::-1]\n"
 
 
-def make_repo(path: Path, offset: int, n: int = 15, vendor: tuple[int, str] | None = None):
-    """n commits an hour apart, interleaved with the other repositories' by `offset`."""
+def make_repo(
+    path: Path,
+    offset: int,
+    n: int = 15,
+    vendor: tuple[int, str] | None = None,
+    extra: dict[int, list[tuple[str, str]]] | None = None,
+):
+    """n commits an hour apart, interleaved with the other repositories' by `offset`; after
+    commit c, VENDORED written at vendor[1] when vendor[0] == c, then one commit per
+    (path, text) of extra[c]."""
     path.mkdir(parents=True)
     git(path, "init", "-q", "-b", "main")
     name = path.name
@@ -34,12 +42,14 @@ def make_repo(path: Path, offset: int, n: int = 15, vendor: tuple[int, str] | No
         (path / f"{name}.py").write_text("\n\n".join(funcs))
         git(path, "add", "-A")
         git(path, "commit", "-q", "-m", f"Scale {name}_f{k} by {c + 2} before adding", time=t)
+        adds = [(rel, text, f"Add {rel} from upstream") for rel, text in (extra or {}).get(c, [])]
         if vendor is not None and vendor[0] == c:
-            target = path / vendor[1]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(VENDORED)
+            adds.insert(0, (vendor[1], VENDORED, "Vendor the list helper"))
+        for i, (rel, text, message) in enumerate(adds, 1):
+            (path / rel).parent.mkdir(parents=True, exist_ok=True)
+            (path / rel).write_text(text)
             git(path, "add", "-A")
-            git(path, "commit", "-q", "-m", "Vendor the list helper", time=t + 60)
+            git(path, "commit", "-q", "-m", message, time=t + 60 * i)
     return path
 
 

@@ -12,9 +12,8 @@ from repotune.build import run_build
 from repotune.config import BuildConfig, MineConfig
 from repotune.fsutil import read_jsonl
 from repotune.mine.repos import Copies, drop_copies, mine_repos, specs_from_paths
-from tests.support.gitrepo import git
+from tests.mine.test_repos import make_repo
 
-T0 = 1_700_000_000
 BODY = "".join(
     f"def near_marker_{i}(items):\n    return [x * {i} + {i * i} for x in items]\n"
     for i in range(10)
@@ -85,23 +84,7 @@ def test_refresh_checks_new_rows_against_old_near_copies():
 def _repo(path: Path, offset: int, extra: dict[int, list[tuple[str, str]]]) -> Path:
     """15 commits an hour apart, interleaved with the other repository's by `offset`; after
     commit c, one more commit per (path, text) of extra[c]."""
-    path.mkdir(parents=True)
-    git(path, "init", "-q", "-b", "main")
-    name = path.name
-    funcs = [f"def {name}_f{i}(x):\n    return x + {i}\n" for i in range(6)]
-    for c in range(15):
-        t = T0 + 3600 * (3 * c + offset)
-        k = c % len(funcs)
-        funcs[k] = f"def {name}_f{k}(x):\n    total = x * {c + 2}\n    return total + {k}\n"
-        (path / f"{name}.py").write_text("\n\n".join(funcs))
-        git(path, "add", "-A")
-        git(path, "commit", "-q", "-m", f"Scale {name}_f{k} by {c + 2} before adding", time=t)
-        for i, (rel, text) in enumerate(extra.get(c, []), 1):
-            (path / rel).parent.mkdir(parents=True, exist_ok=True)
-            (path / rel).write_text(text)
-            git(path, "add", "-A")
-            git(path, "commit", "-q", "-m", f"Add {rel} from upstream", time=t + 60 * i)
-    return path
+    return make_repo(path, offset, extra=extra)
 
 
 @pytest.mark.parametrize("dedup", ["near", "exact"])
