@@ -95,9 +95,9 @@ def evaluate_model(
     known: dict[str, dict[int, dict]] | None = None,
 ) -> dict[str, tuple[dict, list[dict]]]:
     """{label: (summary, per-row results)} for the plain rows, and for `label+retrieval` over
-    `retrieval_idx` when it is not empty. `known`: per output name, row index -> the last
-    evaluation's record to keep (evaluate/reuse.py); the model answers the rest, and may be
-    None when nothing is left."""
+    `retrieval_idx` when it is not empty. `known`: per output name, position in its rows (all
+    rows, or `retrieval_idx`) -> the last evaluation's record to keep (evaluate/reuse.py); the
+    model answers the rest, and may be None when nothing is left."""
     known = known or {}
     plain, with_r = known.get(label, {}), known.get(f"{label}+retrieval", {})
     out: dict[str, tuple[dict, list[dict]]] = {}
@@ -123,7 +123,14 @@ def evaluate_model(
         for i, pair in zip(todo, losses, strict=True):
             nll[i] = pair
         texts = _some_answers(
-            model, tokenizer, rows, "prompt", plain, cfg, max_length, bar, f"{label}: complete"
+            model,
+            tokenizer,
+            [r["prompt"] for r in rows],
+            [r["completion"] for r in rows],
+            plain,
+            cfg,
+            max_length,
+            bar(f"{label}: complete", len(rows) - len(plain)),
         )
         per_row = [
             {"id": r["id"], "nll": s, "tokens": n, "generation": text,
@@ -137,13 +144,12 @@ def evaluate_model(
             texts = _some_answers(
                 model,
                 tokenizer,
-                picked,
-                "retrieval_prompt",
-                {j: with_r[i] for j, i in enumerate(retrieval_idx) if i in with_r},
+                [r["meta"]["retrieval_prompt"] for r in picked],
+                [r["completion"] for r in picked],
+                with_r,
                 cfg,
                 max_length * 4,  # the snippets come on top of the prompt
-                bar,
-                f"{label}+retrieval: complete",
+                bar(f"{label}+retrieval: complete", len(picked) - len(with_r)),
             )
             rows_r = [
                 {"id": r["id"], "generation": t, **completion_scores(t, r["completion"])}
@@ -153,24 +159,21 @@ def evaluate_model(
     return out
 
 
-def _some_answers(model, tokenizer, rows, field, known, cfg, max_prompt_tokens, bar, name):
-    """Answers to `rows` (their `prompt`, or `meta[field]`): kept ones from `known` (position
-    -> record), the model's to the others, with a progress bar `name` over those."""
-    todo = [j for j in range(len(rows)) if j not in known]
-    advance = bar(name, len(todo))
-    prompt = (lambda r: r["prompt"]) if field == "prompt" else (lambda r: r["meta"][field])
+def _some_answers(model, tokenizer, prompts, refs, known, cfg, max_prompt_tokens, advance):
+    """`_answers`, but the ones in `known` (position -> record) are kept, not asked."""
+    todo = [j for j in range(len(prompts)) if j not in known]
     found = _answers(
         model,
         tokenizer,
-        [prompt(rows[j]) for j in todo],
-        [rows[j]["completion"] for j in todo],
+        [prompts[j] for j in todo],
+        [refs[j] for j in todo],
         cfg,
         max_prompt_tokens,
         advance,
     ) if todo else []  # fmt: skip
     texts = {j: known[j]["generation"] for j in known}
     texts.update(zip(todo, found, strict=True))
-    return [texts[j] for j in range(len(rows))]
+    return [texts[j] for j in range(len(prompts))]
 
 
 def _means(rows: list[dict]) -> dict:

@@ -152,12 +152,9 @@ def _eval_complete(
         reuse = label == "base" and cfg.reuse_base
         known = {
             label: kept(folder / f"{label}.jsonl", keys[""], reuse),
-            f"{label}+retrieval": {
-                retrieval_idx[j]: r
-                for j, r in kept(
-                    folder / f"{label}+retrieval.jsonl", keys["+retrieval"], reuse
-                ).items()
-            },
+            f"{label}+retrieval": kept(
+                folder / f"{label}+retrieval.jsonl", keys["+retrieval"], reuse
+            ),
         }
         for name, rows_kept in known.items():
             if rows_kept:
