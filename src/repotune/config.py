@@ -520,7 +520,7 @@ class EvaluateConfig(_Section):
         description="broken added lines taken back per diff answer, each a regeneration",
     )
     reuse_base: bool = Field(
-        default=True,
+        default=False,  # a kill -9 test saw tuned losses differ in the low bits when it was on
         description="keep the base model's answers to rows whose prompt and settings are "
         "unchanged since the last evaluation (a refresh scores the base on its new rows only)",
     )

@@ -125,7 +125,9 @@ def test_the_base_answers_only_rows_that_changed_since_the_last_evaluation(
         "_answers",
         lambda m, t, prompts, *a: answered.append(len(prompts)) or real_answers(m, t, prompts, *a),
     )
-    cfg = EvaluateConfig(complete_examples=5, retrieval_examples=3, max_new_tokens=12)
+    cfg = EvaluateConfig(
+        complete_examples=5, retrieval_examples=3, max_new_tokens=12, reuse_base=True
+    )
     model = ModelConfig(name=tiny_model, dtype="float32")
     said = []
     run_evaluate(run, model, cfg, 256, tasks=["complete"], say=said.append)

@@ -121,7 +121,7 @@ def test_held_out_tasks_keep_the_base_answers_too(tmp_path, tiny_model, monkeypa
 
     write_jsonl(tmp_path / "datasets" / "commit" / "test.jsonl", _diff_rows(4))
     shutil.copytree(tiny_model, tmp_path / "merged")
-    cfg = EvaluateConfig(generate_examples=2, max_new_tokens=8)
+    cfg = EvaluateConfig(generate_examples=2, max_new_tokens=8, reuse_base=True)
     model = ModelConfig(name=tiny_model, dtype="float32")
     first = run_evaluate(tmp_path, model, cfg, 256)["tasks"]["commit"]
     loads = []
@@ -137,6 +137,6 @@ def test_held_out_tasks_keep_the_base_answers_too(tmp_path, tiny_model, monkeypa
     assert again["base"]["exact_match"] == first["base"]["exact_match"]
     # answers on all four rows: the two answered before are kept, the base answers the others
     said.clear()
-    four = EvaluateConfig(generate_examples=4, max_new_tokens=8)
+    four = EvaluateConfig(generate_examples=4, max_new_tokens=8, reuse_base=True)
     run_evaluate(tmp_path, model, four, 256, say=said.append)
     assert said == ["  commit, base: 2 of 4 rows kept from the last run"] and len(loads) == 3
